@@ -1,0 +1,48 @@
+//! What a handler gets besides its request: the configuration, the store and the password hasher,
+//! all built once per cold start.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, timeout::TimeoutConfig};
+
+use crate::{config::Config, domain::PasswordHasher, error::BoxError, store::Store};
+
+/// Shared, read-only state of one function instance.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Where the function runs.
+    pub config: Config,
+    /// The DynamoDB table.
+    pub store: Store,
+    /// Argon2id on blocking threads.
+    pub passwords: PasswordHasher,
+}
+
+impl App {
+    /// An app over an existing store (tests build theirs against the local server).
+    pub fn new(config: Config, store: Store) -> Self {
+        Self {
+            config,
+            store,
+            passwords: PasswordHasher::default(),
+        }
+    }
+
+    /// Reads the configuration and builds the SDK client from the environment. The standard
+    /// `AWS_ENDPOINT_URL_DYNAMODB` points it at a local server.
+    pub async fn from_env() -> Result<Self, BoxError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .build(),
+            )
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        let store = Store::new(client, config.table_name.clone());
+        Ok(Self::new(config, store))
+    }
+}

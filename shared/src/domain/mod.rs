@@ -1,0 +1,12 @@
+//! The users domain: types that can only hold valid values ("parse, don't validate"). Past the first
+//! lines of a handler, code only sees these.
+
+mod email;
+mod password;
+mod session;
+mod user;
+
+pub use email::{Email, InvalidEmail};
+pub use password::{Password, PasswordHash, PasswordHasher, PasswordRules};
+pub use session::{SESSION_TTL, Session, SessionToken, TokenHash};
+pub use user::{NewUser, User, UserId, UserName, UserView};

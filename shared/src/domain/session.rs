@@ -1,0 +1,146 @@
+//! Opaque bearer sessions. The token is 256 random bits shown to the client once; only its SHA-256
+//! is stored, so a leaked table does not leak usable tokens.
+
+use std::{fmt, time::Duration};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::{domain::UserId, error::ApiError};
+
+/// How long a session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(3600);
+
+const TOKEN_BYTES: usize = 32;
+/// Base64url without padding of 32 bytes.
+const TOKEN_CHARS: usize = 43;
+
+/// A bearer token. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(String);
+
+impl SessionToken {
+    /// 256 bits from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, ApiError> {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| ApiError::internal(format!("no randomness for a session token: {e}")))?;
+        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// A token as presented by a client; `None` when it cannot be one of ours, which saves a read.
+    pub fn parse(presented: &str) -> Option<Self> {
+        (presented.len() == TOKEN_CHARS
+            && presented
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| Self(presented.to_owned()))
+    }
+
+    /// The token, for the one response that hands it out.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What is stored and looked up: the hex SHA-256 of the token.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken([redacted])")
+    }
+}
+
+/// The stored form of a token. Shown in `Debug` only by a short prefix.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    /// The hex digest, for the key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Wraps a digest read back from the table.
+    pub fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({}…)", self.0.get(..8).unwrap_or_default())
+    }
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The digest of the token.
+    pub token_hash: TokenHash,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// When it stops being valid; also the table's TTL attribute.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Session {
+    /// A new session for `user_id`, starting `now`.
+    pub fn start(token: &SessionToken, user_id: UserId, now: DateTime<Utc>) -> Self {
+        let ttl = chrono::Duration::from_std(SESSION_TTL).unwrap_or(chrono::Duration::hours(1));
+        Self {
+            token_hash: token.hash(),
+            user_id,
+            expires_at: now + ttl,
+        }
+    }
+
+    /// DynamoDB deletes expired items up to days late, so expiry is checked on every read.
+    pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_well_formed() {
+        let a = SessionToken::generate().unwrap();
+        let b = SessionToken::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), TOKEN_CHARS);
+        assert_eq!(SessionToken::parse(a.expose()), Some(a.clone()));
+        assert_eq!(a.hash().as_str().len(), 64);
+        assert_ne!(a.hash(), b.hash());
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_without_a_lookup() {
+        for bad in [
+            "",
+            "abc",
+            &"a".repeat(44),
+            &format!("{}=", "a".repeat(42)),
+            &"é".repeat(22),
+        ] {
+            assert_eq!(SessionToken::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sessions_expire() {
+        let now = Utc::now();
+        let session = Session::start(&SessionToken::generate().unwrap(), UserId::generate(), now);
+        assert!(session.is_valid_at(now));
+        assert!(!session.is_valid_at(now + chrono::Duration::hours(1)));
+    }
+}

@@ -1,0 +1,30 @@
+//! What every function of the users API shares.
+//!
+//! # Layout
+//! - [`error`]: the error contract, one enum rendered as the one JSON error body.
+//! - [`runtime`]: [`runtime::run`], the few lines every `main.rs` calls, and the service that turns
+//!   every outcome (panics included) into a contract response.
+//! - [`request`] and [`json`]: what a handler sees of a request; body limits, content type, JSON
+//!   parsing into domain types with per-field errors.
+//! - [`response`]: JSON responses and the headers every response carries.
+//! - [`domain`]: emails, names, passwords (Argon2id), sessions, users.
+//! - [`store`]: the DynamoDB table and how its failures are classified.
+//! - [`app`] and [`config`]: state built once per cold start.
+//! - [`telemetry`]: logs, JSON in Lambda and pretty locally.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod json;
+pub mod request;
+pub mod response;
+pub mod runtime;
+pub mod store;
+pub mod telemetry;
+
+pub use app::App;
+pub use error::{ApiError, BoxError, FieldError};
+pub use lambda_http::{Body, Response, http::StatusCode};
+pub use request::{ApiRequest, Route};
+pub use runtime::{HandlerResult, run};
