@@ -197,10 +197,7 @@ impl ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
         }
         if matches!(self, Self::Unauthenticated) {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response::set_request_id(&mut response, request_id);
         debug_assert!(response.headers().contains_key(REQUEST_ID_HEADER));

@@ -45,10 +45,25 @@ impl JsonObject {
             ApiError::Validation(vec![FieldError::body(message)])
         })?;
         match value {
-            Value::Object(members) => Ok(Self {
-                members,
-                errors: Vec::new(),
-            }),
+            Value::Object(members) => {
+                // A member given twice is ambiguous (parsers disagree on which one wins): refuse it.
+                let errors = serde_json::from_slice::<DuplicateMembers>(bytes)
+                    .map(|found| {
+                        found
+                            .0
+                            .into_iter()
+                            .map(|name| FieldError::member(&name, "appears more than once"))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                if !errors.is_empty() {
+                    return Err(ApiError::Validation(errors));
+                }
+                Ok(Self {
+                    members,
+                    errors: Vec::new(),
+                })
+            }
             other => Err(ApiError::Validation(vec![FieldError::body(format!(
                 "body must be a JSON object, not {}",
                 type_name(&other)
@@ -99,6 +114,36 @@ impl JsonObject {
             Some(values) if self.errors.is_empty() => Ok(values),
             _ => Err(ApiError::Validation(self.errors)),
         }
+    }
+}
+
+/// The top-level member names that occur more than once in an object, in order of first repeat.
+struct DuplicateMembers(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for DuplicateMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = DuplicateMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                let mut repeated = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    if !seen.insert(name.clone()) && !repeated.contains(&name) {
+                        repeated.push(name);
+                    }
+                }
+                Ok(DuplicateMembers(repeated))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }
 
@@ -244,5 +289,16 @@ mod tests {
     fn invalid_utf8_is_a_validation_error() {
         let errors = errors(JsonObject::parse(b"{\"a\": \"\xff\"}").unwrap_err());
         assert!(errors[0].1.starts_with("body is not valid JSON"));
+    }
+
+    #[test]
+    fn a_member_given_twice_is_refused() {
+        let errors = errors(JsonObject::parse(br#"{"a": 1, "b": 2, "a": 3, "a": 4}"#).unwrap_err());
+        assert_eq!(
+            errors,
+            vec![("/a".to_owned(), "appears more than once".to_owned())]
+        );
+        // Nested objects are values the handler never takes; only the top level matters.
+        assert!(JsonObject::parse(br#"{"a": {"x": 1, "x": 2}}"#).is_ok());
     }
 }
