@@ -1,0 +1,32 @@
+# The README's two commands are `make dev` and `make test`; everything else is optional.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+FN ?= health
+EVENT ?= events/$(FN)/ok.json
+API_PORT ?= 9000
+
+.PHONY: help dev invoke test lint venv clean-local
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+dev: ## Run the API locally on http://127.0.0.1:$(API_PORT) against a local DynamoDB (Ctrl-C stops both).
+	API_PORT=$(API_PORT) scripts/dev.sh
+
+invoke: ## With `make dev` running: run function FN on sample event EVENT (a REST API v1 event).
+	scripts/venv.sh
+	.venv/bin/cargo-lambda lambda invoke $(FN) --invoke-port $(API_PORT) --data-file $(EVENT)
+
+test: ## Start a local DynamoDB, run every test, stop what was started.
+	scripts/test.sh
+
+lint: ## Formatting and clippy, as CI runs them.
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+venv: ## Install the project's Python tools into .venv.
+	scripts/venv.sh
+
+clean-local: ## Remove local server state (.local/).
+	rm -rf .local
