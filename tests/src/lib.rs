@@ -1,1 +1,459 @@
-//! placeholder
+//! The black-box test harness: each function's real service, fed the sample events from `events/`
+//! exactly as the Lambda runtime would feed them, against the local DynamoDB-compatible server.
+//!
+//! `make test` starts that server and exports `AWS_ENDPOINT_URL_DYNAMODB` and `TABLE_NAME` (a table
+//! created from template.yaml). Each [`Harness`] clones that table's key schema and TTL into a fresh
+//! table of its own, so tests run in parallel and "nothing was stored" means an empty table.
+
+// A test harness: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, OnceLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, BillingMode, TimeToLiveSpecification},
+};
+use lambda_http::{Adapter, request::LambdaRequest};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use shared::{App, Route, config::Config, runtime::ApiService, runtime::Handler, store::Store};
+use tower::ServiceExt as _;
+
+/// A stored item.
+pub type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A sample event from `events/<function>/<case>.json`.
+pub fn event(function: &str, case: &str) -> Value {
+    let path = root()
+        .join("events")
+        .join(function)
+        .join(format!("{case}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()))
+}
+
+/// Every sample event, as (function, case).
+pub fn all_events() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let dir = root().join("events");
+    for function in std::fs::read_dir(&dir).expect("events/ exists") {
+        let function = function.expect("readable events/");
+        for case in std::fs::read_dir(function.path()).expect("readable events/<function>") {
+            let path = case.expect("readable event").path();
+            if path.extension().is_some_and(|e| e == "json") {
+                found.push((
+                    function.file_name().to_string_lossy().into_owned(),
+                    path.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test`, which starts the local DynamoDB")
+    })
+}
+
+async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "tests",
+        ))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        );
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// A fresh table on the local server, and an [`App`] pointed at it.
+#[derive(Debug, Clone)]
+pub struct Harness {
+    /// A client of the local server (for seeding and inspecting the table).
+    pub client: Client,
+    /// This harness's own table.
+    pub table: String,
+    /// The state every function gets, pointed at [`Harness::table`].
+    pub app: Arc<App>,
+}
+
+impl Harness {
+    /// Creates a table like `TABLE_NAME` (keys, attribute definitions, TTL) under a new name.
+    pub async fn new() -> Self {
+        let endpoint = required_env("AWS_ENDPOINT_URL_DYNAMODB");
+        let template_table = required_env("TABLE_NAME");
+        let client = Client::new(&sdk_config(Some(&endpoint)).await);
+        let described = client
+            .describe_table()
+            .table_name(&template_table)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("describe {template_table}: {err:?}"))
+            .table
+            .expect("a table description");
+        let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+        client
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_key_schema(described.key_schema)
+            .set_attribute_definitions(described.attribute_definitions)
+            .send()
+            .await
+            .expect("create the test table");
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(&template_table)
+            .send()
+            .await
+            .expect("describe TTL")
+            .time_to_live_description
+            .and_then(|d| d.attribute_name);
+        if let Some(attribute) = ttl {
+            client
+                .update_time_to_live()
+                .table_name(&table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(attribute)
+                        .enabled(true)
+                        .build()
+                        .expect("a TTL specification"),
+                )
+                .send()
+                .await
+                .expect("enable TTL");
+        }
+        let app = Self::app_for(client.clone(), &table);
+        Self { client, table, app }
+    }
+
+    fn app_for(client: Client, table: &str) -> Arc<App> {
+        let config = Config {
+            table_name: table.to_owned(),
+            service: "users-api".to_owned(),
+            stage: "test".to_owned(),
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        Arc::new(App::new(config, Store::new(client, table)))
+    }
+
+    /// An app whose DynamoDB endpoint is `endpoint` (e.g. a closed port), same table name.
+    pub async fn app_with_endpoint(&self, endpoint: &str) -> Arc<App> {
+        let client = Client::new(&sdk_config(Some(endpoint)).await);
+        Self::app_for(client, &self.table)
+    }
+
+    /// Every item in this harness's table.
+    pub async fn items(&self) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("scan the test table");
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    /// Items whose `pk` starts with `prefix` (`USER#`, `EMAIL#`, `SESSION#`).
+    pub async fn items_with_prefix(&self, prefix: &str) -> Vec<Item> {
+        self.items()
+            .await
+            .into_iter()
+            .filter(|item| string(item, "pk").is_some_and(|pk| pk.starts_with(prefix)))
+            .collect()
+    }
+
+    /// Runs `event` through `handler` served the way `shared::run` serves it.
+    pub async fn invoke<H: Handler>(&self, function: Function<H>, event: Value) -> Reply {
+        invoke_with(self.app.clone(), function, event).await
+    }
+}
+
+/// A string attribute of an item.
+pub fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// A function under test: its name, route and handler.
+#[derive(Debug, Clone, Copy)]
+pub struct Function<H> {
+    /// The function's name (its crate).
+    pub name: &'static str,
+    /// The route it serves.
+    pub route: Route,
+    /// Its handler.
+    pub handler: H,
+}
+
+/// The four functions of the API.
+pub mod functions {
+    use super::Function;
+    use shared::{ApiRequest, App, HandlerResult};
+    use std::{future::Future, sync::Arc};
+
+    /// `GET /health`.
+    pub fn health() -> Function<impl shared::runtime::Handler> {
+        f("health", health::ROUTE, health::handle)
+    }
+    /// `POST /users`.
+    pub fn create_user() -> Function<impl shared::runtime::Handler> {
+        f("create_user", create_user::ROUTE, create_user::handle)
+    }
+    /// `POST /auth/login`.
+    pub fn login() -> Function<impl shared::runtime::Handler> {
+        f("login", login::ROUTE, login::handle)
+    }
+    /// `GET /users/{id}`.
+    pub fn get_user() -> Function<impl shared::runtime::Handler> {
+        f("get_user", get_user::ROUTE, get_user::handle)
+    }
+
+    fn f<F, Fut>(name: &'static str, route: shared::Route, handler: F) -> Function<F>
+    where
+        F: Fn(Arc<App>, ApiRequest) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        Function {
+            name,
+            route,
+            handler,
+        }
+    }
+}
+
+/// Runs one event through the function's service with `app`, as the runtime would, and returns
+/// what the runtime would send back to API Gateway.
+pub async fn invoke_with<H: Handler>(app: Arc<App>, function: Function<H>, event: Value) -> Reply {
+    let request: LambdaRequest =
+        serde_json::from_value(event.clone()).expect("the event is an API Gateway event");
+    let mut context = Context::default();
+    context.request_id = uuid::Uuid::new_v4().to_string();
+    context.deadline = u64::try_from(
+        (SystemTime::now() + Duration::from_secs(10))
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX);
+    context.invoked_function_arn = format!(
+        "arn:aws:lambda:us-east-1:123456789012:function:{}",
+        function.name
+    );
+    let lambda_request_id = context.request_id.clone();
+    let service = ApiService::new(function.name, function.route, Ok(app), function.handler);
+    let adapter = Adapter::from(service);
+    let response = adapter
+        .oneshot(LambdaEvent::new(request, context))
+        .await
+        .unwrap_or_else(|never| match never {});
+    let wire = serde_json::to_value(&response).expect("the response serialises");
+    Reply::from_wire(wire, event, lambda_request_id)
+}
+
+/// What the function handed back to API Gateway, decoded.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: BTreeMap<String, String>,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub body: Value,
+    /// The `requestContext.requestId` of the event, if any.
+    pub gateway_request_id: Option<String>,
+    /// The Lambda request id of the invocation.
+    pub lambda_request_id: String,
+}
+
+impl Reply {
+    fn from_wire(wire: Value, event: Value, lambda_request_id: String) -> Self {
+        let status = wire["statusCode"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .expect("statusCode");
+        let mut headers = BTreeMap::new();
+        if let Some(map) = wire["headers"].as_object() {
+            for (name, value) in map {
+                headers.insert(
+                    name.to_ascii_lowercase(),
+                    value.as_str().unwrap_or_default().to_owned(),
+                );
+            }
+        }
+        if let Some(map) = wire["multiValueHeaders"].as_object() {
+            for (name, values) in map {
+                if let Some(first) = values.as_array().and_then(|v| v.first()) {
+                    headers
+                        .entry(name.to_ascii_lowercase())
+                        .or_insert_with(|| first.as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        assert_eq!(
+            wire["isBase64Encoded"].as_bool(),
+            Some(false),
+            "JSON responses go out as text"
+        );
+        let text = wire["body"].as_str().unwrap_or_default().to_owned();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let gateway_request_id = event["requestContext"]["requestId"]
+            .as_str()
+            .map(str::to_owned);
+        Self {
+            status,
+            headers,
+            text,
+            body,
+            gateway_request_id,
+            lambda_request_id,
+        }
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The request id the contract promises: the gateway's when the event had one.
+    pub fn expected_request_id(&self) -> &str {
+        self.gateway_request_id
+            .as_deref()
+            .unwrap_or(&self.lambda_request_id)
+    }
+
+    /// Asserts the headers every response carries.
+    pub fn assert_common_headers(&self) {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{self:#?}"
+        );
+        assert_eq!(
+            self.header("x-request-id"),
+            Some(self.expected_request_id()),
+            "{self:#?}"
+        );
+        assert_eq!(self.header("x-content-type-options"), Some("nosniff"));
+    }
+
+    /// Asserts an error response in the contract shape: the status, the code, a body valid against
+    /// the contract's JSON schema, its request id equal to the header's.
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(self.status, status, "{self:#?}");
+        self.assert_common_headers();
+        assert_valid_error_body(&self.body);
+        assert_eq!(self.body["status"], status, "{self:#?}");
+        assert_eq!(self.body["code"], code, "{self:#?}");
+        assert_eq!(self.body["request_id"], self.expected_request_id());
+        self
+    }
+
+    /// The `field`s of a 422's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The contract's JSON schema, compiled once.
+fn error_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = root().join("tests/schemas/error.schema.json");
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(&path).expect("tests/schemas/error.schema.json"),
+        )
+        .expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("the schema compiles")
+    })
+}
+
+/// Asserts that `body` is a valid error body of the contract.
+pub fn assert_valid_error_body(body: &Value) {
+    let errors: Vec<String> = error_schema()
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not a contract error body: {errors:?}\n{body:#}"
+    );
+}
+
+/// Sets the `Authorization` header of a REST event (both header maps).
+pub fn with_authorization(mut event: Value, value: &str) -> Value {
+    event["headers"]["Authorization"] = Value::from(value);
+    event["multiValueHeaders"]["Authorization"] = Value::from(vec![value]);
+    event
+}
+
+/// Sets the `{id}` of a `GET /users/{id}` REST event (path, resource path and path parameters).
+pub fn with_user_id(mut event: Value, id: &str) -> Value {
+    event["path"] = Value::from(format!("/users/{id}"));
+    event["requestContext"]["path"] = Value::from(format!("/dev/users/{id}"));
+    event["pathParameters"] = serde_json::json!({ "id": id });
+    event
+}
+
+/// Replaces the body of a REST event.
+pub fn with_body(mut event: Value, body: impl Into<String>) -> Value {
+    event["body"] = Value::from(body.into());
+    event
+}
+
+/// Gives a REST event a new gateway request id (concurrent tests send the same event many times).
+pub fn with_request_id(mut event: Value, id: &str) -> Value {
+    event["requestContext"]["requestId"] = Value::from(id);
+    event
+}
