@@ -21,9 +21,11 @@ invoke: ## With `make dev` running: run function FN on sample event EVENT (a RES
 test: ## Start a local DynamoDB, run every test, stop what was started.
 	scripts/test.sh
 
-lint: ## Formatting and clippy, as CI runs them.
+lint: ## Formatting, clippy and cfn-lint on template.yaml, as CI runs them.
+	scripts/venv.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	.venv/bin/cfn-lint template.yaml
 
 venv: ## Install the project's Python tools into .venv.
 	scripts/venv.sh
