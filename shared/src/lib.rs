@@ -10,6 +10,7 @@
 //! - [`domain`]: emails, names, passwords (Argon2id), sessions, users.
 //! - [`store`]: the DynamoDB table and how its failures are classified.
 //! - [`app`] and [`config`]: state built once per cold start.
+//! - [`metric`]: every metric name and unit, defined once.
 //! - [`telemetry`]: logs, JSON in Lambda and pretty locally.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod json;
+pub mod metric;
 pub mod request;
 pub mod response;
 pub mod runtime;
