@@ -23,7 +23,7 @@ use crate::{
     error::{ApiError, BoxError},
     request::{ApiRequest, Invocation, Route},
     response::set_common_headers,
-    telemetry,
+    telemetry::{self, Outcome, PanicReport, Scope, TelemetryLayer, reporting},
 };
 
 /// The result of a handler.
@@ -49,7 +49,8 @@ where
 }
 
 /// Starts the function: telemetry, configuration and the DynamoDB client once per cold start, then
-/// the Lambda runtime (concurrent invocations when Lambda asks for them).
+/// the Lambda runtime (concurrent invocations when Lambda asks for them), with every invocation
+/// inside a [`TelemetryLayer`].
 ///
 /// A configuration error does not stop the process: every request is then answered with a 500 in
 /// the contract shape and the cause is logged, instead of API Gateway's own 502.
@@ -58,13 +59,18 @@ pub async fn run<H: Handler>(
     route: Route,
     handler: H,
 ) -> Result<(), BoxError> {
-    telemetry::init();
+    let stage = std::env::var("STAGE").unwrap_or_else(|_| "local".to_owned());
+    let _sentry = telemetry::init(&stage);
     let app = App::from_env().await.map_err(|err| {
-        tracing::error!(error.cause_chain = ?err, "function configuration failed; every request will get a 500");
+        tracing::error!(
+            error = &*err as &dyn std::error::Error,
+            "function configuration failed; every request will get a 500"
+        );
         Arc::<str>::from(err.to_string())
     });
     let service = ApiService::new(function, route, app.map(Arc::new), handler);
     lambda_http::runtime_concurrent(service)
+        .layer(TelemetryLayer::new(function, route))
         .run_concurrent()
         .await
 }
@@ -103,62 +109,135 @@ impl<H: Handler> ApiService<H> {
         }
     }
 
-    /// Handles one request; never fails.
+    /// Handles one request; never fails. Runs in the invocation's telemetry [`Scope`] (opening one
+    /// when called outside the runtime layer).
     pub fn handle(
         &self,
         request: Request,
     ) -> impl Future<Output = Response<Body>> + Send + 'static {
         let invocation = Invocation::from_request(&request, self.function, self.route);
-        let span = tracing::info_span!(
-            "request",
-            request_id = %invocation.request_id,
-            lambda_request_id = %invocation.lambda_request_id,
-            function = invocation.function,
-            route = %invocation.route,
-        );
         let app = self.app.clone();
         let handler = self.handler.clone();
         async move {
-            let started = Instant::now();
-            let request_id = invocation.request_id.clone();
-            let method = request.method().clone();
-            let outcome = AssertUnwindSafe(async {
-                match app {
-                    Ok(app) => handler.call(app, ApiRequest::new(request, invocation)).await,
-                    Err(startup) => Err(ApiError::internal(format!("start-up failed: {startup}"))),
+            match Scope::current() {
+                Some(scope) => serve(scope, app, handler, request, invocation).await,
+                None => {
+                    let scope = Scope::new(
+                        invocation.function,
+                        invocation.route,
+                        &invocation.lambda_request_id,
+                        invocation.xray_trace_id.clone(),
+                    );
+                    let response = scope
+                        .run(serve(Arc::clone(&scope), app, handler, request, invocation))
+                        .await;
+                    scope.finish().await;
+                    response
                 }
-            })
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(ApiError::Internal(Box::new(Panicked::from(panic)))));
-            let mut response = match outcome {
-                Ok(response) => response,
-                Err(err) => {
-                    if err.is_server_error() {
-                        tracing::error!(
-                            status = err.status().as_u16(),
-                            code = err.code(),
-                            error.cause_chain = ?err,
-                            "request failed"
-                        );
-                    } else {
-                        tracing::info!(status = err.status().as_u16(), code = err.code(), error.cause_chain = ?err, "request refused");
-                    }
-                    err.into_response(&request_id)
-                }
-            };
-            set_common_headers(&mut response, &request_id);
-            tracing::info!(
-                method = %method,
-                status = response.status().as_u16(),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                response_bytes = response.body().len(),
-                "access"
-            );
-            response
+            }
         }
-        .instrument(span)
     }
+}
+
+/// One request, start to end: the handler, a panic turned into a 500, the boundary's one log line
+/// per failure, the Sentry event, the common headers and the access line.
+async fn serve<H: Handler>(
+    scope: Arc<Scope>,
+    app: Result<Arc<App>, Arc<str>>,
+    handler: H,
+    request: Request,
+    invocation: Invocation,
+) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = invocation.request_id.clone();
+    let method = request.method().clone();
+    let function = invocation.function;
+    let route = invocation.route.to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %invocation.request_id,
+        lambda_request_id = %invocation.lambda_request_id,
+        function = invocation.function,
+        cold_start = scope.cold_start(),
+        method = %method,
+        route = %route,
+        xray_trace_id = invocation.xray_trace_id.as_deref(),
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    );
+    async move {
+        let outcome = AssertUnwindSafe(async {
+            match app {
+                Ok(app) => {
+                    handler
+                        .call(app, ApiRequest::new(request, invocation))
+                        .await
+                }
+                Err(startup) => Err(ApiError::internal(format!("start-up failed: {startup}"))),
+            }
+        })
+        .catch_unwind()
+        .await;
+        let (result, panic) = match outcome {
+            Ok(result) => (result, None),
+            Err(payload) => {
+                let report = scope.take_panic();
+                let panicked = Panicked::new(payload, report.as_ref());
+                (Err(ApiError::Internal(Box::new(panicked))), report)
+            }
+        };
+        let mut response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                let status = err.status().as_u16();
+                tracing::Span::current().record("status", status);
+                let error: &(dyn std::error::Error + 'static) = &err;
+                match &panic {
+                    Some(report) => tracing::error!(
+                        status,
+                        code = err.code(),
+                        panic.message = %report.message,
+                        panic.location = report.location.as_deref(),
+                        panic.backtrace = %report.backtrace,
+                        "handler panicked"
+                    ),
+                    None if err.is_server_error() => {
+                        tracing::error!(status, code = err.code(), error, "request failed");
+                    }
+                    None => tracing::info!(status, code = err.code(), error, "request refused"),
+                }
+                let detail = err.to_string();
+                let captured = reporting::capture(&reporting::Failure {
+                    error,
+                    status,
+                    detail: &detail,
+                    request_id: &request_id,
+                    function,
+                    route: &route,
+                    panic: panic.as_ref(),
+                });
+                if captured {
+                    scope.count_sentry_event();
+                }
+                err.into_response(&request_id)
+            }
+        };
+        set_common_headers(&mut response, &request_id);
+        let status = response.status().as_u16();
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let current = tracing::Span::current();
+        current.record("status", status);
+        current.record("latency_ms", latency_ms);
+        tracing::info!(response_bytes = response.body().len(), "access");
+        scope.set_outcome(Outcome {
+            request_id,
+            status,
+            latency_ms,
+        });
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 impl<H: Handler> tower::Service<Request> for ApiService<H> {
@@ -176,21 +255,26 @@ impl<H: Handler> tower::Service<Request> for ApiService<H> {
     }
 }
 
-/// A handler panicked; the message is kept for the logs, never shown.
+/// A handler panicked; the message and location are kept for the logs and Sentry, never shown.
 #[derive(Debug, thiserror::Error)]
-#[error("handler panicked: {message}")]
+#[error("handler panicked: {message}{}", location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default())]
 pub struct Panicked {
     /// The panic's message, when it had a text one.
     pub message: String,
+    /// Where it panicked, when the panic hook saw it.
+    pub location: Option<String>,
 }
 
-impl From<Box<dyn Any + Send>> for Panicked {
-    fn from(panic: Box<dyn Any + Send>) -> Self {
-        let message = panic
+impl Panicked {
+    fn new(payload: Box<dyn Any + Send>, report: Option<&PanicReport>) -> Self {
+        let message = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-text panic payload".to_owned());
-        Self { message }
+        Self {
+            message,
+            location: report.and_then(|r| r.location.clone()),
+        }
     }
 }

@@ -1,0 +1,288 @@
+//! Metrics as CloudWatch Embedded Metric Format: exactly one document per invocation, printed on
+//! stdout after the response has been handed back.
+//!
+//! Code records through the `metrics` facade (via the names in [`crate::metric`]). The recorder
+//! installed here does not aggregate globally: it routes every value to the invocation that is
+//! running on the current task ([`super::Scope::current`]), so two invocations served
+//! concurrently by one process (Lambda Managed Instances) never mix their metrics. A value
+//! recorded outside any invocation is dropped.
+//!
+//! Why not `metrics_cloudwatch_embedded` (0.10): it keeps one process-wide collector that it
+//! flushes per invocation, so concurrent invocations in one process would share and split each
+//! other's values; it emits a single dimension set per document (we want per-service, per-function
+//! and per-route views from one document); and it cannot attach the contract's `request_id` of the
+//! invocation that produced a value. Those are this module's whole reason to exist; the document
+//! format is small and is validated against the EMF specification's schema in the tests.
+//!
+//! Limits of the specification kept here: at most 100 metrics per directive (we define fewer, see
+//! [`crate::metric::ALL`]), at most 30 dimensions per set (we use 3), at most 100 values per metric
+//! (further values of a metric in one invocation are dropped and counted in the document's
+//! `dropped_values` property).
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+};
+
+use metrics::{
+    Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
+};
+use serde_json::{Map, Value, json};
+
+use super::Scope;
+use crate::metric;
+
+/// The most values one metric may carry in one document (EMF specification).
+pub const MAX_VALUES_PER_METRIC: usize = 100;
+
+/// The dimension sets of every document: the whole service, each function, each route.
+pub const DIMENSION_SETS: &[&[&str]] = &[
+    &["Service"],
+    &["Service", "Function"],
+    &["Service", "Function", "Route"],
+];
+
+/// Where documents go and what they are labelled with.
+#[derive(Debug, Clone)]
+pub struct EmfConfig {
+    /// `METRICS_NAMESPACE`, default `UsersApi`.
+    pub namespace: String,
+    /// The `Service` dimension (`SERVICE_NAME`, default `users-api`).
+    pub service: String,
+}
+
+impl EmfConfig {
+    /// Reads `METRICS_NAMESPACE` and `SERVICE_NAME`.
+    pub fn from_env() -> Self {
+        Self {
+            namespace: env_or("METRICS_NAMESPACE", "UsersApi"),
+            service: env_or("SERVICE_NAME", "users-api"),
+        }
+    }
+
+    /// The process's configuration (read once).
+    pub fn get() -> &'static Self {
+        static CONFIG: OnceLock<EmfConfig> = OnceLock::new();
+        CONFIG.get_or_init(Self::from_env)
+    }
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The values one invocation recorded.
+#[derive(Debug, Default, Clone)]
+pub struct MetricSet {
+    values: BTreeMap<String, MetricValues>,
+    dropped: u64,
+}
+
+#[derive(Debug, Clone)]
+enum MetricValues {
+    Sum(f64),
+    Values(Vec<f64>),
+}
+
+impl MetricSet {
+    /// Adds to a count.
+    pub fn add(&mut self, name: &str, n: f64) {
+        match self.values.get_mut(name) {
+            Some(MetricValues::Sum(sum)) => *sum += n,
+            Some(MetricValues::Values(_)) => self.dropped += 1,
+            None => {
+                self.values.insert(name.to_owned(), MetricValues::Sum(n));
+            }
+        }
+    }
+
+    /// Records one value of a distribution.
+    pub fn push(&mut self, name: &str, value: f64) {
+        match self.values.get_mut(name) {
+            Some(MetricValues::Values(values)) if values.len() < MAX_VALUES_PER_METRIC => {
+                values.push(value);
+            }
+            Some(_) => self.dropped += 1,
+            None => {
+                self.values
+                    .insert(name.to_owned(), MetricValues::Values(vec![value]));
+            }
+        }
+    }
+
+    /// The sum of a count or of a distribution's values, if recorded.
+    pub fn total(&self, name: &str) -> Option<f64> {
+        self.values.get(name).map(|v| match v {
+            MetricValues::Sum(sum) => *sum,
+            MetricValues::Values(values) => values.iter().sum(),
+        })
+    }
+
+    /// The EMF document of these values.
+    pub fn document(
+        &self,
+        config: &EmfConfig,
+        dimensions: &[(&str, &str)],
+        properties: Map<String, Value>,
+        timestamp_ms: i64,
+    ) -> Value {
+        let mut doc = Map::new();
+        let definitions: Vec<Value> = self
+            .values
+            .keys()
+            .map(|name| {
+                let unit = metric::by_name(name).map_or("None", |m| m.unit.as_str());
+                json!({"Name": name, "Unit": unit})
+            })
+            .collect();
+        doc.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": config.namespace,
+                    "Dimensions": DIMENSION_SETS,
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        for (name, value) in dimensions {
+            doc.insert((*name).to_owned(), Value::from(*value));
+        }
+        doc.extend(properties);
+        if self.dropped > 0 {
+            doc.insert("dropped_values".into(), Value::from(self.dropped));
+        }
+        for (name, values) in &self.values {
+            let value = match values {
+                MetricValues::Sum(sum) => Value::from(*sum),
+                MetricValues::Values(values) if values.len() == 1 => Value::from(values[0]),
+                MetricValues::Values(values) => Value::from(values.clone()),
+            };
+            doc.insert(name.clone(), value);
+        }
+        Value::Object(doc)
+    }
+}
+
+/// The `metrics` recorder that routes values to the current invocation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InvocationRecorder;
+
+/// Installs [`InvocationRecorder`] as the global recorder, once per process.
+pub fn install() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let _ = metrics::set_global_recorder(InvocationRecorder);
+    });
+}
+
+struct Handle {
+    invocation: Arc<Scope>,
+    name: String,
+}
+
+impl CounterFn for Handle {
+    fn increment(&self, value: u64) {
+        self.invocation
+            .with_metrics(|m| m.add(&self.name, value as f64));
+    }
+    fn absolute(&self, value: u64) {
+        self.invocation
+            .with_metrics(|m| m.add(&self.name, value as f64));
+    }
+}
+
+impl HistogramFn for Handle {
+    fn record(&self, value: f64) {
+        self.invocation.with_metrics(|m| m.push(&self.name, value));
+    }
+}
+
+impl Recorder for InvocationRecorder {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        match Scope::current() {
+            Some(invocation) => Counter::from_arc(Arc::new(Handle {
+                invocation,
+                name: key.name().to_owned(),
+            })),
+            None => Counter::noop(),
+        }
+    }
+
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        // Gauges have no per-invocation meaning here.
+        Gauge::noop()
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        match Scope::current() {
+            Some(invocation) => Histogram::from_arc(Arc::new(Handle {
+                invocation,
+                name: key.name().to_owned(),
+            })),
+            None => Histogram::noop(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_document_names_each_recorded_metric_once_with_its_unit() {
+        let mut set = MetricSet::default();
+        set.add("Requests", 1.0);
+        set.add("Errors5xx", 0.0);
+        set.push("DynamoDbLatency", 3.5);
+        set.push("DynamoDbLatency", 4.5);
+        let config = EmfConfig {
+            namespace: "Test".into(),
+            service: "svc".into(),
+        };
+        let doc = set.document(
+            &config,
+            &[("Service", "svc"), ("Function", "f"), ("Route", "GET /x")],
+            Map::new(),
+            1,
+        );
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Test");
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 3);
+        assert_eq!(doc["Requests"], 1.0);
+        assert_eq!(doc["Errors5xx"], 0.0);
+        assert_eq!(doc["DynamoDbLatency"], json!([3.5, 4.5]));
+        assert!(
+            directive["Metrics"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"Name": "DynamoDbLatency", "Unit": "Milliseconds"}))
+        );
+    }
+
+    #[test]
+    fn values_beyond_the_limit_are_dropped_and_counted() {
+        let mut set = MetricSet::default();
+        for n in 0..150 {
+            set.push("DynamoDbLatency", f64::from(n));
+        }
+        let config = EmfConfig {
+            namespace: "T".into(),
+            service: "s".into(),
+        };
+        let doc = set.document(&config, &[], Map::new(), 1);
+        assert_eq!(doc["DynamoDbLatency"].as_array().unwrap().len(), 100);
+        assert_eq!(doc["dropped_values"], 50);
+    }
+}

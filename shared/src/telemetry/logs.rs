@@ -1,0 +1,275 @@
+//! Logs: one JSON object a line inside Lambda, pretty and coloured in a terminal; `LOG_FORMAT`
+//! switches.
+//!
+//! JSON lines carry `timestamp`, `level`, `target`, `message`, the event's own fields, and the fields
+//! of every span the event is in: inside a request that is `request_id`, `lambda_request_id`,
+//! `function`, `cold_start`, `method`, `route`, `xray_trace_id`, and once known `status` and
+//! `latency_ms`. Every value goes through a JSON encoder, so user input (newlines, quotes, control
+//! characters) can never break a line or forge a field. An error field is written as its message
+//! plus `<field>.chain`, the messages of its whole cause chain.
+
+use std::{fmt, io::Write as _};
+
+use serde_json::{Map, Value};
+use tracing::{
+    Event, Subscriber,
+    field::{Field, Visit},
+    span::{Attributes, Id, Record},
+};
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    layer::{Context, SubscriberExt as _},
+    registry::LookupSpan,
+    util::SubscriberInitExt as _,
+};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object a line, for CloudWatch Logs Insights.
+    Json,
+    /// Human-readable and coloured, for a terminal.
+    Pretty,
+}
+
+impl LogFormat {
+    /// `LOG_FORMAT=json|pretty`; without it, JSON inside Lambda (or when Lambda's own log format is
+    /// JSON) and pretty elsewhere.
+    pub fn from_env() -> Self {
+        match std::env::var("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
+            Ok(v) if v == "json" => Self::Json,
+            Ok(v) if v == "pretty" => Self::Pretty,
+            _ if std::env::var("AWS_LAMBDA_LOG_FORMAT")
+                .is_ok_and(|v| v.eq_ignore_ascii_case("json")) =>
+            {
+                Self::Json
+            }
+            _ if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+                && std::env::var_os("CARGO_LAMBDA_VERSION").is_none() =>
+            {
+                Self::Json
+            }
+            _ => Self::Pretty,
+        }
+    }
+}
+
+/// The level filter: `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG`, then `info`.
+pub fn filter_from_env() -> EnvFilter {
+    let directive = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .ok()
+        .map(|level| match level.to_ascii_lowercase().as_str() {
+            "fatal" => "error".to_owned(),
+            other => other.to_owned(),
+        })
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Installs the global subscriber; a second call does nothing.
+pub fn init(format: LogFormat) {
+    let filter = filter_from_env();
+    let _ = match format {
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(filter)
+            .with(JsonLines::stdout())
+            .try_init(),
+        LogFormat::Pretty => tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().pretty())
+            .try_init(),
+    };
+}
+
+/// Where finished lines go.
+type Sink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The JSON-lines layer: keeps each span's fields, writes each event as one line.
+#[derive(Clone)]
+pub struct JsonLines {
+    sink: Sink,
+}
+
+impl fmt::Debug for JsonLines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JsonLines")
+    }
+}
+
+impl JsonLines {
+    /// Lines to stdout, where Lambda sends them to CloudWatch Logs.
+    pub fn stdout() -> Self {
+        Self::to(|line| {
+            let mut stdout = std::io::stdout().lock();
+            // One write per line, so concurrent lines never interleave within a line.
+            let _ = stdout.write_all(line.as_bytes());
+        })
+    }
+
+    /// Lines to `sink` (each ends with a newline).
+    pub fn to(sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self {
+            sink: std::sync::Arc::new(sink),
+        }
+    }
+}
+
+/// A span's fields, kept in the span's extensions.
+#[derive(Debug, Default)]
+struct SpanFields(Map<String, Value>);
+
+impl<S> Layer<S> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields::default();
+        attrs.record(&mut JsonVisitor(&mut fields.0));
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(fields) = extensions.get_mut::<SpanFields>() {
+            values.record(&mut JsonVisitor(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        (self.sink)(&render(event, &ctx));
+    }
+}
+
+fn render<S>(event: &Event<'_>, ctx: &Context<'_, S>) -> String
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let metadata = event.metadata();
+    let mut line = Map::new();
+    line.insert(
+        "timestamp".into(),
+        Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+    );
+    line.insert("level".into(), Value::from(metadata.level().as_str()));
+    line.insert("target".into(), Value::from(metadata.target()));
+    if let Some(scope) = ctx.event_scope(event) {
+        for span in scope.from_root() {
+            if let Some(fields) = span.extensions().get::<SpanFields>() {
+                for (name, value) in &fields.0 {
+                    line.insert(name.clone(), value.clone());
+                }
+            }
+        }
+    }
+    let mut fields = Map::new();
+    event.record(&mut JsonVisitor(&mut fields));
+    line.extend(fields);
+    let mut text = serde_json::to_string(&line).unwrap_or_else(|_| {
+        r#"{"level":"ERROR","message":"a log line could not be encoded"}"#.to_owned()
+    });
+    text.push('\n');
+    text
+}
+
+/// Records tracing fields as JSON values.
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // Three decimals are plenty for milliseconds, and keep lines short.
+        let rounded = (value * 1000.0).round() / 1000.0;
+        self.0.insert(field.name().into(), Value::from(rounded));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .insert(field.name().into(), Value::from(value.to_string()));
+        let mut chain = Vec::new();
+        let mut source = value.source();
+        while let Some(cause) = source {
+            chain.push(Value::from(cause.to_string()));
+            source = cause.source();
+        }
+        self.0
+            .insert(format!("{}.chain", field.name()), Value::Array(chain));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), Value::from(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn capture(f: impl FnOnce()) -> Vec<Value> {
+        let lines = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&lines);
+        let subscriber = tracing_subscriber::registry().with(JsonLines::to(move |line| {
+            sink.lock().unwrap().push_str(line)
+        }));
+        tracing::subscriber::with_default(subscriber, f);
+        let text = lines.lock().unwrap().clone();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn hostile_text_stays_on_one_line_and_span_fields_reach_every_line() {
+        let hostile = "a\nb\"c\u{0}\u{1b}[31m\r\n{\"level\":\"ERROR\"}";
+        let lines = capture(|| {
+            let span = tracing::info_span!(
+                "request",
+                request_id = "r-1",
+                status = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            tracing::info!(input = hostile, "first");
+            span.record("status", 201_u16);
+            tracing::warn!(latency_ms = 1.23456, "second");
+        });
+        assert_eq!(lines.len(), 2, "one line per event, whatever the input");
+        assert_eq!(lines[0]["input"], hostile);
+        assert_eq!(lines[0]["request_id"], "r-1");
+        assert_eq!(lines[0]["message"], "first");
+        assert_eq!(lines[0]["level"], "INFO");
+        assert!(lines[0].get("status").is_none());
+        assert_eq!(lines[1]["status"], 201);
+        assert_eq!(lines[1]["latency_ms"], 1.235);
+        assert_eq!(lines[1]["level"], "WARN");
+        assert!(lines[1]["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn errors_carry_their_cause_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other("inner"));
+        let lines = capture(|| {
+            tracing::error!(error = &err as &dyn std::error::Error, "failed");
+        });
+        assert_eq!(lines[0]["error"], "outer");
+        assert_eq!(lines[0]["error.chain"], serde_json::json!(["inner"]));
+    }
+}

@@ -1,0 +1,332 @@
+//! Telemetry: logs ([`logs`]), one EMF metrics document per invocation ([`emf`]) and Sentry events
+//! ([`reporting`]), all set up once per cold start by [`crate::run`]; no function sets any of it up
+//! itself.
+//!
+//! Every invocation runs inside a [`Scope`]: a task-local record of that invocation's metrics,
+//! outcome and panic, so concurrent invocations in one process never mix. [`TelemetryLayer`] wraps
+//! the Lambda runtime's whole invocation step: it opens the scope before the handler runs and,
+//! once the runtime has posted the response (the client already has it), prints the EMF document
+//! and flushes Sentry with a bounded wait, before the runtime asks for the next event and Lambda
+//! may freeze the sandbox.
+
+pub mod emf;
+pub mod logs;
+pub mod reporting;
+
+use std::{
+    future::Future,
+    io::Write as _,
+    panic::PanicHookInfo,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, Once,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use lambda_runtime::LambdaInvocation;
+use serde_json::{Map, Value};
+
+pub use logs::LogFormat;
+
+use crate::{error::BoxError, metric, request::Route};
+
+/// How long the end of an invocation may wait for Sentry to take its events.
+pub const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+tokio::task_local! {
+    static CURRENT: Arc<Scope>;
+}
+
+static COLD: AtomicBool = AtomicBool::new(true);
+
+/// Sets up logs (format from the environment), the metrics recorder, the panic hook and Sentry.
+/// Returns the Sentry guard, to keep for the life of the process.
+pub fn init(stage: &str) -> Option<sentry::ClientInitGuard> {
+    logs::init(LogFormat::from_env());
+    install_process_hooks();
+    reporting::init(stage)
+}
+
+/// The metrics recorder and the panic hook; idempotent. [`Scope::new`] calls it, so tests that
+/// serve requests in-process get both without [`init`].
+pub fn install_process_hooks() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        emf::install();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // Inside an invocation the panic is reported once, by the runtime boundary, with the
+            // request's context; elsewhere the usual hook prints it.
+            let stashed = CURRENT.try_with(|scope| scope.stash_panic(PanicReport::capture(info)));
+            if stashed.is_err() {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// What a panic left behind, for the boundary's log line and Sentry event.
+#[derive(Debug, Clone)]
+pub struct PanicReport {
+    /// The panic's message.
+    pub message: String,
+    /// `file:line:column`.
+    pub location: Option<String>,
+    /// The backtrace, as text.
+    pub backtrace: String,
+    /// The stack trace in Sentry's form, when Sentry is on.
+    pub stacktrace: Option<sentry::protocol::Stacktrace>,
+}
+
+impl PanicReport {
+    fn capture(info: &PanicHookInfo<'_>) -> Self {
+        Self {
+            message: info
+                .payload_as_str()
+                .unwrap_or("non-text panic payload")
+                .to_owned(),
+            location: info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+            backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+            stacktrace: reporting::enabled()
+                .then(sentry::integrations::backtrace::current_stacktrace)
+                .flatten(),
+        }
+    }
+}
+
+/// How an invocation ended, as the client saw it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The contract's request id.
+    pub request_id: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The handler's time.
+    pub latency_ms: f64,
+}
+
+/// The telemetry of one invocation.
+#[derive(Debug)]
+pub struct Scope {
+    function: &'static str,
+    route: Route,
+    lambda_request_id: String,
+    xray_trace_id: Option<String>,
+    cold_start: bool,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    metrics: emf::MetricSet,
+    outcome: Option<Outcome>,
+    panic: Option<PanicReport>,
+    sentry_events: u32,
+    emitted: bool,
+}
+
+impl Scope {
+    /// Opens the telemetry of one invocation. The first one in a process is the cold start.
+    pub fn new(
+        function: &'static str,
+        route: Route,
+        lambda_request_id: &str,
+        xray_trace_id: Option<String>,
+    ) -> Arc<Self> {
+        install_process_hooks();
+        Arc::new(Self {
+            function,
+            route,
+            lambda_request_id: lambda_request_id.to_owned(),
+            xray_trace_id,
+            cold_start: COLD.swap(false, Ordering::Relaxed),
+            started: Instant::now(),
+            state: Mutex::default(),
+        })
+    }
+
+    /// The scope of the invocation running on this task, if any.
+    pub fn current() -> Option<Arc<Self>> {
+        CURRENT.try_with(Arc::clone).ok()
+    }
+
+    /// Runs `future` inside this scope: metrics, panics and Sentry events go to it.
+    pub fn run<F: Future>(self: &Arc<Self>, future: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(Arc::clone(self), future)
+    }
+
+    /// Whether this is the process's first invocation.
+    pub fn cold_start(&self) -> bool {
+        self.cold_start
+    }
+
+    /// The Lambda request id.
+    pub fn lambda_request_id(&self) -> &str {
+        &self.lambda_request_id
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn with_metrics(&self, f: impl FnOnce(&mut emf::MetricSet)) {
+        f(&mut self.state().metrics);
+    }
+
+    /// Records how the invocation ended.
+    pub fn set_outcome(&self, outcome: Outcome) {
+        self.state().outcome = Some(outcome);
+    }
+
+    fn stash_panic(&self, report: PanicReport) {
+        self.state().panic = Some(report);
+    }
+
+    /// The report of a panic caught in this invocation.
+    pub fn take_panic(&self) -> Option<PanicReport> {
+        self.state().panic.take()
+    }
+
+    pub(crate) fn count_sentry_event(&self) {
+        self.state().sentry_events += 1;
+    }
+
+    /// The invocation's EMF document: what was recorded, plus the per-request metrics (always
+    /// present, zeros included) derived from the outcome.
+    pub fn document(&self) -> Value {
+        let state = self.state();
+        let mut metrics = state.metrics.clone();
+        let outcome = state.outcome.clone();
+        drop(state);
+        // Without an outcome the service never answered: the runtime reported an error, which API
+        // Gateway turns into a 5xx.
+        let status = outcome.as_ref().map_or(500, |o| o.status);
+        let latency_ms = outcome.as_ref().map_or_else(
+            || self.started.elapsed().as_secs_f64() * 1000.0,
+            |o| o.latency_ms,
+        );
+        metrics.add(metric::REQUESTS.name, 1.0);
+        metrics.push(metric::LATENCY.name, (latency_ms * 1000.0).round() / 1000.0);
+        metrics.add(
+            metric::ERRORS_4XX.name,
+            f64::from(u8::from((400..500).contains(&status))),
+        );
+        metrics.add(metric::ERRORS_5XX.name, f64::from(u8::from(status >= 500)));
+        metrics.add(
+            metric::COLD_START.name,
+            f64::from(u8::from(self.cold_start)),
+        );
+
+        let mut properties = Map::new();
+        let request_id = outcome
+            .as_ref()
+            .map_or(self.lambda_request_id.as_str(), |o| o.request_id.as_str());
+        properties.insert("request_id".into(), Value::from(request_id));
+        properties.insert(
+            "lambda_request_id".into(),
+            Value::from(self.lambda_request_id.as_str()),
+        );
+        if let Some(trace) = &self.xray_trace_id {
+            properties.insert("xray_trace_id".into(), Value::from(trace.as_str()));
+        }
+        properties.insert("status".into(), Value::from(status));
+        let config = emf::EmfConfig::get();
+        let route = self.route.to_string();
+        metrics.document(
+            config,
+            &[
+                ("Service", config.service.as_str()),
+                ("Function", self.function),
+                ("Route", route.as_str()),
+            ],
+            properties,
+            chrono::Utc::now().timestamp_millis(),
+        )
+    }
+
+    /// Ends the invocation: prints its EMF document on stdout (once), then gives Sentry a bounded
+    /// time to send what this invocation captured.
+    pub async fn finish(&self) {
+        let first = !std::mem::replace(&mut self.state().emitted, true);
+        if first {
+            let mut line = self.document().to_string();
+            line.push('\n');
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(line.as_bytes());
+            let _ = stdout.flush();
+        }
+        if self.state().sentry_events > 0 {
+            reporting::flush(SENTRY_FLUSH_TIMEOUT).await;
+        }
+    }
+}
+
+/// The runtime layer that gives every invocation a [`Scope`] and finishes it after the response
+/// has been posted.
+#[derive(Debug, Clone, Copy)]
+pub struct TelemetryLayer {
+    function: &'static str,
+    route: Route,
+}
+
+impl TelemetryLayer {
+    /// The layer for `function`, serving `route`.
+    pub fn new(function: &'static str, route: Route) -> Self {
+        Self { function, route }
+    }
+}
+
+impl<S> tower::Layer<S> for TelemetryLayer {
+    type Service = TelemetryService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        TelemetryService {
+            inner,
+            layer: *self,
+        }
+    }
+}
+
+/// See [`TelemetryLayer`].
+#[derive(Debug, Clone)]
+pub struct TelemetryService<S> {
+    inner: S,
+    layer: TelemetryLayer,
+}
+
+impl<S> tower::Service<LambdaInvocation> for TelemetryService<S>
+where
+    S: tower::Service<LambdaInvocation, Response = (), Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        let scope = Scope::new(
+            self.layer.function,
+            self.layer.route,
+            &invocation.context.request_id,
+            invocation.context.xray_trace_id.clone(),
+        );
+        let inner = self.inner.call(invocation);
+        Box::pin(async move {
+            // When this returns, the runtime has posted the response: the client has it.
+            let result = scope.run(inner).await;
+            scope.finish().await;
+            result
+        })
+    }
+}
