@@ -15,4 +15,6 @@ python scripts/local_dynamodb.py start --port "$DYNAMODB_PORT" --state-dir "$sta
 trap 'python scripts/local_dynamodb.py stop --state-dir "$state"; rm -rf "$state"' EXIT
 python scripts/create_table.py --endpoint "$AWS_ENDPOINT_URL_DYNAMODB" --table "$TABLE_NAME"
 
+# The telemetry tests run the function binaries as Lambda would: build them first.
+cargo build --workspace --bins
 cargo test --workspace "$@"

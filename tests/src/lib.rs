@@ -8,6 +8,10 @@
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod http_server;
+pub mod runtime_api;
+pub mod sentry_sink;
+
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -22,7 +26,10 @@ use aws_sdk_dynamodb::{
 use lambda_http::{Adapter, request::LambdaRequest};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
-use shared::{App, Route, config::Config, runtime::ApiService, runtime::Handler, store::Store};
+use shared::{
+    App, Route, config::Config, runtime::ApiService, runtime::Handler, store::Store,
+    telemetry::Scope,
+};
 use tower::ServiceExt as _;
 
 /// A stored item.
@@ -284,12 +291,16 @@ pub async fn invoke_with<H: Handler>(app: Arc<App>, function: Function<H>, event
     let lambda_request_id = context.request_id.clone();
     let service = ApiService::new(function.name, function.route, Ok(app), function.handler);
     let adapter = Adapter::from(service);
-    let response = adapter
-        .oneshot(LambdaEvent::new(request, context))
+    // The scope the runtime layer would open; its EMF document is kept instead of printed.
+    let scope = Scope::new(function.name, function.route, &lambda_request_id, None);
+    let response = scope
+        .run(adapter.oneshot(LambdaEvent::new(request, context)))
         .await
         .unwrap_or_else(|never| match never {});
     let wire = serde_json::to_value(&response).expect("the response serialises");
-    Reply::from_wire(wire, event, lambda_request_id)
+    let mut reply = Reply::from_wire(wire, event, lambda_request_id);
+    reply.emf = scope.document();
+    reply
 }
 
 /// What the function handed back to API Gateway, decoded.
@@ -307,6 +318,8 @@ pub struct Reply {
     pub gateway_request_id: Option<String>,
     /// The Lambda request id of the invocation.
     pub lambda_request_id: String,
+    /// The invocation's EMF document.
+    pub emf: Value,
 }
 
 impl Reply {
@@ -350,6 +363,16 @@ impl Reply {
             body,
             gateway_request_id,
             lambda_request_id,
+            emf: Value::Null,
+        }
+    }
+
+    /// A metric's value in the invocation's EMF document (the sum when it has several values).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        match &self.emf[name] {
+            Value::Number(n) => n.as_f64(),
+            Value::Array(values) => Some(values.iter().filter_map(Value::as_f64).sum()),
+            _ => None,
         }
     }
 

@@ -1,0 +1,65 @@
+//! A small HTTP/1.1 server on 127.0.0.1 for the stand-ins the tests need (the Lambda Runtime API,
+//! Sentry's ingestion endpoint). Each connection is served on its own task, so a long poll on one
+//! connection never blocks another.
+
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+
+/// A request with its whole body.
+pub type HttpRequest = Request<Bytes>;
+/// A response with its whole body.
+pub type HttpResponse = Response<Full<Bytes>>;
+/// What a handler returns.
+pub type Reply = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
+
+/// Serves `handler` on a free loopback port until the process ends; returns the address.
+pub async fn serve<F>(handler: F) -> SocketAddr
+where
+    F: Fn(HttpRequest) -> Reply + Send + Sync + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let address = listener.local_addr().expect("a local address");
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = Arc::clone(&handler);
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let handler = Arc::clone(&handler);
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        Ok::<_, std::convert::Infallible>(
+                            handler(Request::from_parts(parts, body)).await,
+                        )
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+/// A response with `status` and `body`.
+pub fn respond(status: u16, body: impl Into<Bytes>) -> HttpResponse {
+    Response::builder()
+        .status(status)
+        .body(Full::new(body.into()))
+        .expect("a valid response")
+}

@@ -1,0 +1,566 @@
+//! Logs, EMF metrics and Sentry events as they really leave a function: each test runs a function
+//! binary against a local Lambda Runtime API and reads its real stdout, and a local stand-in for
+//! Sentry receives the SDK's real envelopes.
+
+use std::{collections::HashMap, sync::OnceLock, time::Duration};
+
+use api_tests::{
+    Harness, event,
+    runtime_api::{FunctionProcess, Invoked, function_binary},
+    sentry_sink::SentrySink,
+    with_body, with_request_id,
+};
+use serde_json::Value;
+
+fn emf_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = api_tests::root().join("tests/schemas/emf.schema.json");
+        let schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("the EMF schema"))
+                .expect("JSON");
+        jsonschema::validator_for(&schema).expect("the schema compiles")
+    })
+}
+
+/// Validates an EMF document against the specification's schema and its cross-member rules:
+/// every dimension of every set and every metric of the directive is a member of the document.
+fn assert_valid_emf(doc: &Value) {
+    let errors: Vec<String> = emf_schema()
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not a valid EMF document: {errors:?}\n{doc:#}"
+    );
+    for directive in doc["_aws"]["CloudWatchMetrics"]
+        .as_array()
+        .expect("directives")
+    {
+        for set in directive["Dimensions"].as_array().expect("dimension sets") {
+            for dimension in set.as_array().expect("a set") {
+                let name = dimension.as_str().expect("a name");
+                assert!(
+                    doc[name].is_string(),
+                    "dimension {name} has no string value: {doc:#}"
+                );
+            }
+        }
+        for metric in directive["Metrics"].as_array().expect("metrics") {
+            let name = metric["Name"].as_str().expect("a name");
+            let value = &doc[name];
+            assert!(
+                value.is_number()
+                    || value
+                        .as_array()
+                        .is_some_and(|v| v.iter().all(Value::is_number)),
+                "metric {name} has no numeric value: {doc:#}"
+            );
+        }
+    }
+}
+
+/// Every stdout line parses as JSON; returns (log lines, EMF documents).
+fn split_stdout(lines: &[String]) -> (Vec<Value>, Vec<Value>) {
+    let mut logs = Vec::new();
+    let mut documents = Vec::new();
+    for line in lines {
+        let value: Value = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("a stdout line is not JSON ({err}): {line}"));
+        if value.get("_aws").is_some() {
+            documents.push(value);
+        } else {
+            logs.push(value);
+        }
+    }
+    (logs, documents)
+}
+
+fn gateway_id(sample: &Value) -> String {
+    sample["requestContext"]["requestId"]
+        .as_str()
+        .expect("a request id")
+        .to_owned()
+}
+
+/// Asserts that every log line of an invocation carries that invocation's contract request id, and
+/// that each invocation has exactly one access line with the request's facts.
+fn assert_request_context(logs: &[Value], invocations: &[(&Invoked, String)]) {
+    let by_lambda_id: HashMap<&str, &str> = invocations
+        .iter()
+        .map(|(invoked, request_id)| (invoked.lambda_request_id.as_str(), request_id.as_str()))
+        .collect();
+    for line in logs {
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(line.get(field).is_some(), "a line without {field}: {line}");
+        }
+        if let Some(lambda_id) = line["lambda_request_id"].as_str() {
+            let expected = by_lambda_id
+                .get(lambda_id)
+                .unwrap_or_else(|| panic!("a line of an unknown invocation: {line}"));
+            assert_eq!(line["request_id"], *expected, "{line}");
+            assert!(
+                line["function"].is_string() && line["cold_start"].is_boolean(),
+                "{line}"
+            );
+            assert!(
+                line["route"].is_string() && line["method"].is_string(),
+                "{line}"
+            );
+            assert!(line["xray_trace_id"].is_string(), "{line}");
+        }
+    }
+    for (invoked, request_id) in invocations {
+        let access: Vec<&Value> = logs
+            .iter()
+            .filter(|l| l["message"] == "access" && l["request_id"] == request_id.as_str())
+            .collect();
+        assert_eq!(
+            access.len(),
+            1,
+            "one access line for {request_id}: {logs:#?}"
+        );
+        let line = access[0];
+        assert_eq!(line["status"], invoked.status(), "{line}");
+        assert!(
+            line["latency_ms"].is_number() && line["response_bytes"].is_u64(),
+            "{line}"
+        );
+    }
+}
+
+/// The one EMF document of an invocation.
+fn document_of<'a>(documents: &'a [Value], request_id: &str) -> &'a Value {
+    let found: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["request_id"] == request_id)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one EMF document for {request_id}: {documents:#?}"
+    );
+    found[0]
+}
+
+#[tokio::test]
+async fn json_logs_and_one_emf_document_per_invocation_on_every_outcome() {
+    let h = Harness::new().await;
+    let process = FunctionProcess::start(
+        function_binary("create_user"),
+        "create_user",
+        &[
+            ("TABLE_NAME", &h.table),
+            ("METRICS_NAMESPACE", "UsersApiTest"),
+        ],
+    )
+    .await;
+    let cases = [
+        ("ok", 201),
+        ("duplicate_email", 409),
+        ("invalid_fields", 422),
+        ("too_large", 413),
+        ("wrong_content_type", 415),
+    ];
+    let mut invocations = Vec::new();
+    for (case, status) in cases {
+        let sample = event("create_user", case);
+        let invoked = process.api.invoke(sample.clone()).await;
+        assert!(invoked.ok, "{invoked:#?}");
+        assert_eq!(invoked.status(), status, "{case}: {invoked:#?}");
+        invocations.push((invoked, gateway_id(&sample)));
+    }
+    let lines = process.wait_for_emf_documents(cases.len()).await;
+    let (logs, documents) = split_stdout(&lines);
+    assert_eq!(
+        documents.len(),
+        cases.len(),
+        "one EMF document per invocation"
+    );
+    let pairs: Vec<(&Invoked, String)> = invocations.iter().map(|(i, r)| (i, r.clone())).collect();
+    assert_request_context(&logs, &pairs);
+
+    for (n, ((invoked, request_id), (case, status))) in invocations.iter().zip(cases).enumerate() {
+        let doc = document_of(&documents, request_id);
+        assert_valid_emf(doc);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "UsersApiTest"
+        );
+        assert_eq!(doc["Service"], "users-api");
+        assert_eq!(doc["Function"], "create_user");
+        assert_eq!(doc["Route"], "POST /users");
+        assert_eq!(doc["status"], status, "{case}");
+        assert_eq!(doc["lambda_request_id"], invoked.lambda_request_id.as_str());
+        assert_eq!(doc["Requests"], 1.0);
+        assert_eq!(
+            doc["Errors4xx"],
+            f64::from(u8::from((400..500).contains(&status))),
+            "{case}"
+        );
+        assert_eq!(doc["Errors5xx"], 0.0, "{case}");
+        assert_eq!(doc["ColdStart"], if n == 0 { 1.0 } else { 0.0 }, "{case}");
+        assert!(doc["Latency"].is_number(), "{case}");
+    }
+    assert!(
+        process.stderr().is_empty(),
+        "nothing on stderr: {:?}",
+        process.stderr()
+    );
+    process.stop().await;
+}
+
+#[tokio::test]
+async fn secrets_and_raw_emails_never_reach_the_output() {
+    let h = Harness::new().await;
+    let env = [("TABLE_NAME", h.table.as_str())];
+    let create = FunctionProcess::start(function_binary("create_user"), "create_user", &env).await;
+    let login = FunctionProcess::start(function_binary("login"), "login", &env).await;
+    let get_user = FunctionProcess::start(function_binary("get_user"), "get_user", &env).await;
+
+    let created = create.api.invoke(event("create_user", "ok")).await;
+    assert_eq!(created.status(), 201);
+    let body: Value =
+        serde_json::from_str(created.body["body"].as_str().expect("a body")).expect("JSON");
+    let id = body["id"].as_str().expect("an id").to_owned();
+    assert_eq!(
+        login
+            .api
+            .invoke(event("login", "wrong_password"))
+            .await
+            .status(),
+        401
+    );
+    let logged_in = login.api.invoke(event("login", "ok")).await;
+    assert_eq!(logged_in.status(), 200);
+    let token_body: Value =
+        serde_json::from_str(logged_in.body["body"].as_str().expect("a body")).expect("JSON");
+    let token = token_body["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let sample = api_tests::with_user_id(
+        api_tests::with_authorization(event("get_user", "ok"), &format!("Bearer {token}")),
+        &id,
+    );
+    assert_eq!(get_user.api.invoke(sample).await.status(), 200);
+    // A hostile value that must be escaped, not obeyed.
+    let hostile = with_body(
+        event("create_user", "ok"),
+        r#"{"email":"x\n{\"level\":\"ERROR\"}@example.com","name":"Eve","password":"correct horse battery"}"#,
+    );
+    assert_eq!(create.api.invoke(hostile).await.status(), 422);
+
+    let mut output = Vec::new();
+    for process in [&create, &login, &get_user] {
+        let lines = process.wait_for_emf_documents(1).await;
+        split_stdout(&lines);
+        output.extend(lines);
+        output.extend(process.stderr());
+    }
+    let everything = output.join("\n");
+    assert!(
+        everything.contains("a***@example.com"),
+        "emails appear masked"
+    );
+    for canary in [
+        "correct horse battery",
+        "wrong horse battery",
+        token.as_str(),
+        "ada@example.com",
+        "Ada@Example.com",
+        "$argon2id$",
+    ] {
+        assert!(
+            !everything.contains(canary),
+            "{canary:?} reached the output"
+        );
+    }
+    for process in [create, login, get_user] {
+        process.stop().await;
+    }
+}
+
+/// A DynamoDB endpoint nobody listens on.
+fn closed_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("an address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn a_5xx_sends_one_sentry_event_with_what_the_user_saw() {
+    let sink = SentrySink::start().await;
+    let dsn = sink.dsn();
+    let endpoint = closed_endpoint();
+    let health = FunctionProcess::start(
+        function_binary("health"),
+        "health",
+        &[
+            ("TABLE_NAME", "unused"),
+            ("SENTRY_DSN", &dsn),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
+        ],
+    )
+    .await;
+    let sample = event("health", "ok");
+    let invoked = health.api.invoke(sample.clone()).await;
+    assert_eq!(invoked.status(), 503, "{invoked:#?}");
+    let body: Value =
+        serde_json::from_str(invoked.body["body"].as_str().expect("a body")).expect("JSON");
+    let events = sink.wait_for_events(1).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let sent = &events[0];
+    assert_eq!(sent["extra"]["http_exception_detail"], body["detail"]);
+    assert_eq!(sent["extra"]["status_code"], 503);
+    assert_eq!(sent["tags"]["http_status"], "503");
+    assert_eq!(sent["tags"]["request_id"], gateway_id(&sample).as_str());
+    assert_eq!(sent["tags"]["function"], "health");
+    assert_eq!(sent["environment"], "test");
+    assert!(
+        sent["release"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("users-api@"))
+    );
+    let exceptions = sent["exception"]["values"].as_array().expect("exceptions");
+    assert!(
+        exceptions.len() >= 2,
+        "the whole cause chain: {exceptions:#?}"
+    );
+    assert!(
+        !sink.envelopes().join("").contains("publickey@"),
+        "the DSN is not echoed"
+    );
+    health.stop().await;
+}
+
+#[tokio::test]
+async fn a_4xx_sends_nothing_unless_asked() {
+    let h = Harness::new().await;
+    let sink = SentrySink::start().await;
+    let dsn = sink.dsn();
+    let quiet = FunctionProcess::start(
+        function_binary("create_user"),
+        "create_user",
+        &[("TABLE_NAME", &h.table), ("SENTRY_DSN", &dsn)],
+    )
+    .await;
+    assert_eq!(
+        quiet
+            .api
+            .invoke(event("create_user", "invalid_fields"))
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(
+        quiet
+            .api
+            .invoke(event("create_user", "wrong_content_type"))
+            .await
+            .status(),
+        415
+    );
+    quiet.wait_for_emf_documents(2).await;
+    assert!(
+        sink.wait_for_events(0).await.is_empty(),
+        "no event for a 4xx by default"
+    );
+    quiet.stop().await;
+
+    let loud = FunctionProcess::start(
+        function_binary("create_user"),
+        "create_user",
+        &[
+            ("TABLE_NAME", &h.table),
+            ("SENTRY_DSN", &dsn),
+            ("SENTRY_CAPTURE_4XX", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        loud.api
+            .invoke(event("create_user", "invalid_fields"))
+            .await
+            .status(),
+        422
+    );
+    let events = sink.wait_for_events(1).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["extra"]["status_code"], 422);
+    assert_eq!(events[0]["level"], "warning");
+    loud.stop().await;
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_one_log_line_one_sentry_event_and_one_emf_document() {
+    let sink = SentrySink::start().await;
+    let dsn = sink.dsn();
+    let process = FunctionProcess::start(
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_panicking")),
+        "panicking",
+        &[("TABLE_NAME", "unused"), ("SENTRY_DSN", &dsn)],
+    )
+    .await;
+    let sample = event("health", "ok");
+    let first = process.api.invoke(sample.clone()).await;
+    assert_eq!(first.status(), 500, "{first:#?}");
+    let body: Value =
+        serde_json::from_str(first.body["body"].as_str().expect("a body")).expect("JSON");
+    api_tests::assert_valid_error_body(&body);
+    assert_eq!(body["code"], "internal_error");
+    assert!(
+        !first.body.to_string().contains("test-only panic"),
+        "the message stays inside"
+    );
+    // The process keeps serving.
+    let second_sample = with_request_id(event("health", "ok"), "second-request");
+    assert_eq!(process.api.invoke(second_sample).await.status(), 500);
+
+    let events = sink.wait_for_events(2).await;
+    assert_eq!(events.len(), 2, "one event per panic");
+    let exception = events[0]["exception"]["values"]
+        .as_array()
+        .and_then(|v| v.last())
+        .expect("an exception");
+    assert_eq!(exception["mechanism"]["type"], "panic");
+    assert!(
+        exception["value"]
+            .as_str()
+            .is_some_and(|v| v.contains("test-only panic"))
+    );
+
+    let lines = process.wait_for_emf_documents(2).await;
+    let (logs, documents) = split_stdout(&lines);
+    assert_eq!(documents.len(), 2);
+    let doc = document_of(&documents, &gateway_id(&sample));
+    assert_valid_emf(doc);
+    assert_eq!(doc["Errors5xx"], 1.0);
+    let panics: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "handler panicked")
+        .collect();
+    assert_eq!(
+        panics.len(),
+        2,
+        "logged once per panic, at the boundary: {logs:#?}"
+    );
+    assert!(
+        panics[0]["panic.location"]
+            .as_str()
+            .is_some_and(|l| l.contains("panicking.rs"))
+    );
+    assert!(
+        panics[0]["panic.backtrace"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty())
+    );
+    assert!(
+        process.stderr().is_empty(),
+        "the default panic hook stayed quiet: {:?}",
+        process.stderr()
+    );
+    process.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_invocations_in_one_process_keep_their_own_metrics_and_log_context() {
+    let h = Harness::new().await;
+    let process = FunctionProcess::start(
+        function_binary("create_user"),
+        "create_user",
+        &[
+            ("TABLE_NAME", &h.table),
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "2"),
+        ],
+    )
+    .await;
+    let slow = event("create_user", "ok");
+    let fast = event("create_user", "invalid_fields");
+    let (created, refused) = tokio::join!(
+        process.api.invoke(slow.clone()),
+        process.api.invoke(fast.clone())
+    );
+    assert_eq!((created.status(), refused.status()), (201, 422));
+    assert!(
+        created.handed_out < refused.answered && refused.handed_out < created.answered,
+        "the two invocations overlapped in time, so this tests concurrency"
+    );
+    let lines = process.wait_for_emf_documents(2).await;
+    let (logs, documents) = split_stdout(&lines);
+    assert_request_context(
+        &logs,
+        &[(&created, gateway_id(&slow)), (&refused, gateway_id(&fast))],
+    );
+    let created_doc = document_of(&documents, &gateway_id(&slow));
+    let refused_doc = document_of(&documents, &gateway_id(&fast));
+    assert_eq!(
+        (created_doc["status"].clone(), refused_doc["status"].clone()),
+        (201.into(), 422.into())
+    );
+    assert_eq!(
+        (
+            created_doc["Errors4xx"].clone(),
+            refused_doc["Errors4xx"].clone()
+        ),
+        (0.0.into(), 1.0.into())
+    );
+    assert_eq!(created_doc["Requests"], 1.0);
+    assert_eq!(refused_doc["Requests"], 1.0);
+    let cold: f64 = documents
+        .iter()
+        .filter_map(|d| d["ColdStart"].as_f64())
+        .sum();
+    assert_eq!(cold, 1.0, "one cold start per process");
+    process.stop().await;
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+#[tokio::test]
+async fn an_unreachable_sentry_does_not_slow_responses() {
+    let endpoint = closed_endpoint();
+    let sentry_closed = closed_endpoint().replace("http://", "http://publickey@") + "/42";
+    let without = FunctionProcess::start(
+        function_binary("health"),
+        "health",
+        &[
+            ("TABLE_NAME", "unused"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
+        ],
+    )
+    .await;
+    let with = FunctionProcess::start(
+        function_binary("health"),
+        "health",
+        &[
+            ("TABLE_NAME", "unused"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
+            ("SENTRY_DSN", &sentry_closed),
+        ],
+    )
+    .await;
+    let (mut plain, mut reported) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let a = without.api.invoke(event("health", "ok")).await;
+        let b = with.api.invoke(event("health", "ok")).await;
+        assert_eq!((a.status(), b.status()), (503, 503));
+        plain.push(a.response_time());
+        reported.push(b.response_time());
+    }
+    let (plain, reported) = (median(plain), median(reported));
+    println!(
+        "median response time: without Sentry {plain:?}, with an unreachable Sentry {reported:?}"
+    );
+    assert!(
+        reported <= plain * 2 + Duration::from_millis(25),
+        "an unreachable Sentry slowed responses: {reported:?} against {plain:?}"
+    );
+    without.stop().await;
+    with.stop().await;
+}
