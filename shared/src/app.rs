@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, timeout::TimeoutConfig};
+use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 
 use crate::{config::Config, domain::PasswordHasher, error::BoxError, store::Store};
 
@@ -19,8 +19,10 @@ pub struct App {
 }
 
 impl App {
-    /// An app over an existing store (tests build theirs against the local server).
+    /// An app over an existing store (tests build theirs against the local server). The store gets
+    /// `config.retry` and a fresh retry budget.
     pub fn new(config: Config, store: Store) -> Self {
+        let store = store.with_retry_policy(config.retry.clone());
         Self {
             config,
             store,
@@ -30,13 +32,17 @@ impl App {
 
     /// Reads the configuration and builds the SDK client from the environment. The standard
     /// `AWS_ENDPOINT_URL_DYNAMODB` points it at a local server.
+    ///
+    /// The SDK's own retries are off: the store's retry policy is the only layer (see
+    /// [`crate::store::retry`]), and its per-attempt timeout bounds each call. The SDK keeps a
+    /// connect timeout, so an unreachable endpoint fails fast rather than at the attempt timeout.
     pub async fn from_env() -> Result<Self, BoxError> {
         let config = Config::from_env()?;
         let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(1))
-                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .connect_timeout(config.retry.attempt_timeout.min(Duration::from_secs(1)))
                     .build(),
             )
             .load()

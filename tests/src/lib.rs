@@ -82,6 +82,8 @@ async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "local", "local", None, None, "tests",
         ))
+        // One retry layer, the functions' own (shared::store::retry), as in Lambda.
+        .retry_config(aws_config::retry::RetryConfig::disabled())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
@@ -162,6 +164,7 @@ impl Harness {
             service: "users-api".to_owned(),
             stage: "test".to_owned(),
             version: env!("CARGO_PKG_VERSION"),
+            retry: shared::store::RetryPolicy::default(),
         };
         Arc::new(App::new(config, Store::new(client, table)))
     }

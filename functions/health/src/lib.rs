@@ -18,7 +18,7 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Checks DynamoDB.
 pub async fn handle(app: Arc<App>, _req: ApiRequest) -> HandlerResult {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(CHECK_TIMEOUT, app.store.ping()).await;
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, app.store.ping(CHECK_TIMEOUT)).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let failure: Option<shared::BoxError> = match outcome {
         Ok(Ok(())) => None,
