@@ -8,6 +8,10 @@
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fault_proxy;
+
+pub use fault_proxy::{Fault, FaultProxy, Plan};
+
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -266,15 +270,29 @@ pub mod functions {
     }
 }
 
+/// How long an invocation has in the tests unless a test says otherwise (the function's timeout in
+/// template.yaml).
+pub const DEFAULT_INVOCATION_TIME: Duration = Duration::from_secs(10);
+
 /// Runs one event through the function's service with `app`, as the runtime would, and returns
 /// what the runtime would send back to API Gateway.
 pub async fn invoke_with<H: Handler>(app: Arc<App>, function: Function<H>, event: Value) -> Reply {
+    invoke_with_deadline(app, function, event, DEFAULT_INVOCATION_TIME).await
+}
+
+/// As [`invoke_with`], with the Lambda context's deadline `time_left` from now.
+pub async fn invoke_with_deadline<H: Handler>(
+    app: Arc<App>,
+    function: Function<H>,
+    event: Value,
+    time_left: Duration,
+) -> Reply {
     let request: LambdaRequest =
         serde_json::from_value(event.clone()).expect("the event is an API Gateway event");
     let mut context = Context::default();
     context.request_id = uuid::Uuid::new_v4().to_string();
     context.deadline = u64::try_from(
-        (SystemTime::now() + Duration::from_secs(10))
+        (SystemTime::now() + time_left)
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis(),
