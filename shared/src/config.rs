@@ -1,6 +1,6 @@
 //! Configuration read from the environment once per cold start.
 
-use crate::error::BoxError;
+use crate::{error::BoxError, store::RetryPolicy};
 
 /// What a function needs to know about where it runs.
 #[derive(Debug, Clone)]
@@ -13,10 +13,14 @@ pub struct Config {
     pub stage: String,
     /// The code's version, from Cargo.
     pub version: &'static str,
+    /// How DynamoDB calls are retried (`DYNAMODB_*`, `DEADLINE_MARGIN_MS`; see
+    /// [`crate::store::retry`]).
+    pub retry: RetryPolicy,
 }
 
 impl Config {
-    /// Reads the environment. Fails when `TABLE_NAME` is missing or empty.
+    /// Reads the environment. Fails when `TABLE_NAME` is missing or empty, or a retry setting is
+    /// set but invalid.
     pub fn from_env() -> Result<Self, BoxError> {
         let table_name = std::env::var("TABLE_NAME")
             .ok()
@@ -27,6 +31,7 @@ impl Config {
             service: env_or("SERVICE_NAME", "users-api"),
             stage: env_or("STAGE", "local"),
             version: env!("CARGO_PKG_VERSION"),
+            retry: RetryPolicy::from_env()?,
         })
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, request::RequestContext};
 
-use crate::{error::ApiError, json::JsonObject};
+use crate::{error::ApiError, json::JsonObject, store::Deadline};
 
 /// The largest request body accepted, in bytes. Every body of this API is a few hundred bytes; the
 /// limit is checked before anything parses the body, so a large or deeply nested one costs nothing.
@@ -130,6 +130,11 @@ impl ApiRequest {
     /// The invocation this request belongs to.
     pub fn invocation(&self) -> &Invocation {
         &self.invocation
+    }
+
+    /// When this invocation ends, for the store's calls (they stop retrying before it).
+    pub fn deadline(&self) -> Deadline {
+        Deadline::from_system_time(self.invocation.deadline)
     }
 
     /// The contract's request id.

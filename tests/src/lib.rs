@@ -8,9 +8,12 @@
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fault_proxy;
 pub mod http_server;
 pub mod runtime_api;
 pub mod sentry_sink;
+
+pub use fault_proxy::{Fault, FaultProxy, Plan};
 
 use std::{
     collections::BTreeMap,
@@ -89,6 +92,8 @@ async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "local", "local", None, None, "tests",
         ))
+        // One retry layer, the functions' own (shared::store::retry), as in Lambda.
+        .retry_config(aws_config::retry::RetryConfig::disabled())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
@@ -169,6 +174,7 @@ impl Harness {
             service: "users-api".to_owned(),
             stage: "test".to_owned(),
             version: env!("CARGO_PKG_VERSION"),
+            retry: shared::store::RetryPolicy::default(),
         };
         Arc::new(App::new(config, Store::new(client, table)))
     }
@@ -270,15 +276,29 @@ pub mod functions {
     }
 }
 
+/// How long an invocation has in the tests unless a test says otherwise (the function's timeout in
+/// template.yaml).
+pub const DEFAULT_INVOCATION_TIME: Duration = Duration::from_secs(10);
+
 /// Runs one event through the function's service with `app`, as the runtime would, and returns
 /// what the runtime would send back to API Gateway.
 pub async fn invoke_with<H: Handler>(app: Arc<App>, function: Function<H>, event: Value) -> Reply {
+    invoke_with_deadline(app, function, event, DEFAULT_INVOCATION_TIME).await
+}
+
+/// As [`invoke_with`], with the Lambda context's deadline `time_left` from now.
+pub async fn invoke_with_deadline<H: Handler>(
+    app: Arc<App>,
+    function: Function<H>,
+    event: Value,
+    time_left: Duration,
+) -> Reply {
     let request: LambdaRequest =
         serde_json::from_value(event.clone()).expect("the event is an API Gateway event");
     let mut context = Context::default();
     context.request_id = uuid::Uuid::new_v4().to_string();
     context.deadline = u64::try_from(
-        (SystemTime::now() + Duration::from_secs(10))
+        (SystemTime::now() + time_left)
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis(),

@@ -17,8 +17,14 @@ pub const ROUTE: Route = Route::new("POST", "/users");
 pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     let new_user = parse(&req)?;
 
-    // Cheap early answer for the common duplicate; the transaction below is what makes it race-safe.
-    if app.store.user_by_email(&new_user.email).await?.is_some() {
+    // Cheap early answer for the common duplicate (one read: the email item alone); the transaction
+    // below is what makes it race-safe.
+    if app
+        .store
+        .email_owner(&new_user.email, req.deadline())
+        .await?
+        .is_some()
+    {
         return Err(ApiError::UserExists);
     }
 
@@ -28,7 +34,7 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
         password,
     } = new_user;
     let user = User::new(email, name, app.passwords.hash(password).await?);
-    match app.store.create_user(&user).await {
+    match app.store.create_user(&user, req.deadline()).await {
         Ok(()) => {}
         Err(CreateUserError::EmailTaken) => return Err(ApiError::UserExists),
         Err(CreateUserError::Store(err)) => return Err(err.into()),

@@ -21,7 +21,7 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
         .ok_or(ApiError::Unauthenticated)?;
     let session = app
         .store
-        .session(&token.hash())
+        .session(&token.hash(), req.deadline())
         .await?
         .filter(|s| s.is_valid_at(chrono::Utc::now()))
         .ok_or(ApiError::Unauthenticated)?;
@@ -32,7 +32,7 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     }
     let user = app
         .store
-        .user_by_id(&session.user_id)
+        .user_by_id(&session.user_id, req.deadline())
         .await?
         .ok_or(ApiError::NotFound("User"))?;
     Ok(response::json(StatusCode::OK, &user.view()))

@@ -1,5 +1,8 @@
-//! `GET /health`: a cheap read of the table within a short timeout. 200 with each check's status
-//! and latency, or 503 in the contract shape with the same checks.
+//! `GET /health`: a cheap read of the table, one attempt within a short timeout, no retries. 200 with
+//! each check's status and latency, or 503 in the contract shape with the same checks.
+//!
+//! The outcome is kept for [`CACHE_TTL`] per process, so a burst of health checks (load balancers,
+//! monitors, a dashboard left open) reads the table once, and a failing table is not hammered.
 
 use std::{
     sync::Arc,
@@ -7,7 +10,9 @@ use std::{
 };
 
 use serde_json::json;
-use shared::{ApiError, ApiRequest, App, HandlerResult, Route, StatusCode, response};
+use shared::{
+    ApiError, ApiRequest, App, HandlerResult, Route, StatusCode, app::HealthSnapshot, response,
+};
 
 /// The route this function serves.
 pub const ROUTE: Route = Route::new("GET", "/health");
@@ -15,28 +20,38 @@ pub const ROUTE: Route = Route::new("GET", "/health");
 /// How long the DynamoDB check may take before it counts as failed.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Checks DynamoDB.
+/// How long a check's outcome is reused by the same process.
+pub const CACHE_TTL: Duration = Duration::from_secs(3);
+
+/// Checks DynamoDB, or reuses this process's last check if it is recent.
 pub async fn handle(app: Arc<App>, _req: ApiRequest) -> HandlerResult {
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(CHECK_TIMEOUT, app.store.ping()).await;
-    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let failure: Option<shared::BoxError> = match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(Box::new(err)),
-        Err(elapsed) => {
-            Some(format!("DynamoDB check timed out after {CHECK_TIMEOUT:?}: {elapsed}").into())
-        }
+    let snapshot = app
+        .health
+        .get_or_check(CACHE_TTL, || async {
+            let started = Instant::now();
+            let outcome = app.store.ping(CHECK_TIMEOUT).await;
+            HealthSnapshot {
+                at: Instant::now(),
+                latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                error: outcome.err().map(|err| Arc::from(err.to_string())),
+            }
+        })
+        .await;
+    let status = if snapshot.error.is_some() {
+        "error"
+    } else {
+        "ok"
     };
-    let status = if failure.is_some() { "error" } else { "ok" };
-    let checks = json!({"dynamodb": {"status": status, "latency_ms": latency_ms}});
-    match (failure, checks) {
+    let checks = json!({"dynamodb": {"status": status, "latency_ms": snapshot.latency_ms}});
+    match (snapshot.error, checks) {
         (None, checks) => Ok(response::json(
             StatusCode::OK,
             &json!({"status": "ok", "checks": checks, "version": app.config.version}),
         )),
-        (Some(source), serde_json::Value::Object(checks)) => {
-            Err(ApiError::Unhealthy { checks, source })
-        }
-        (Some(source), _) => Err(ApiError::Internal(source)),
+        (Some(error), serde_json::Value::Object(checks)) => Err(ApiError::Unhealthy {
+            checks,
+            source: error.to_string().into(),
+        }),
+        (Some(error), _) => Err(ApiError::internal(error.to_string())),
     }
 }

@@ -27,7 +27,7 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     let password = body.required("password", Password::parse_login);
     let (email, password) = body.finish((email, password))?;
 
-    let user = app.store.user_by_email(&email).await?;
+    let user = app.store.user_by_email(&email, req.deadline()).await?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     // Always one verification: against the dummy hash when the email is unknown.
     let verified = app.passwords.verify(password, stored_hash).await?;
@@ -41,7 +41,10 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
 
     let token = SessionToken::generate()?;
     app.store
-        .put_session(&Session::start(&token, user.id.clone(), chrono::Utc::now()))
+        .put_session(
+            &Session::start(&token, user.id.clone(), chrono::Utc::now()),
+            req.deadline(),
+        )
         .await?;
     tracing::info!(user_id = %user.id, "session started");
     Ok(response::json(

@@ -2,7 +2,7 @@
 //! permanent (a bug or a misconfiguration, 500). Classified from the SDK's typed errors and the
 //! HTTP status, never from message text.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::{
@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::{
     types::{CancellationReason, error::TransactionCanceledException},
 };
 
+use super::retry::GaveUp;
 use crate::error::{ApiError, BoxError};
 
 /// Whether a failed call may succeed if made again.
@@ -22,9 +23,11 @@ pub enum Fault {
     Permanent,
 }
 
-/// What went wrong with which DynamoDB call.
+/// What went wrong with which DynamoDB call, after how many attempts.
+///
+/// `Display` reads "DynamoDB GetItem user failed (ThrottlingException) after 3 attempts (attempts
+/// exhausted)", so the boundary's log line and a Sentry event say how hard we tried.
 #[derive(thiserror::Error)]
-#[error("DynamoDB {operation} failed ({kind})")]
 pub struct StoreError {
     /// What we were doing: "GetItem user by id".
     pub operation: &'static str,
@@ -32,8 +35,27 @@ pub struct StoreError {
     pub fault: Fault,
     /// A short name of the error, safe for logs and metrics: `ThrottlingException`, `timeout`.
     pub kind: &'static str,
+    /// Attempts made before this error was returned (1 until the retry layer says otherwise).
+    pub attempts: u32,
+    /// Why the retry layer stopped on a transient error, when it did.
+    pub gave_up: Option<GaveUp>,
     #[source]
     source: BoxError,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.attempts == 1 { "" } else { "s" };
+        write!(
+            f,
+            "DynamoDB {} failed ({}) after {} attempt{plural}",
+            self.operation, self.kind, self.attempts
+        )?;
+        if let Some(reason) = self.gave_up {
+            write!(f, " ({})", reason.as_str())?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for StoreError {
@@ -41,6 +63,16 @@ impl fmt::Debug for StoreError {
         write!(f, "{self}: {:?}", self.source)
     }
 }
+
+/// Our own per-attempt timeout fired.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {0:?}")]
+struct AttemptTimedOut(Duration);
+
+/// The invocation's deadline left no time for an attempt.
+#[derive(Debug, thiserror::Error)]
+#[error("the invocation's deadline left no time for a call")]
+struct NoTimeLeft;
 
 impl StoreError {
     /// Classifies an SDK error from `operation`.
@@ -76,6 +108,8 @@ impl StoreError {
             operation,
             fault,
             kind,
+            attempts: 1,
+            gave_up: None,
             source: Box::new(error),
         }
     }
@@ -90,24 +124,97 @@ impl StoreError {
             operation,
             fault: Fault::Permanent,
             kind,
+            attempts: 1,
+            gave_up: None,
             source: source.into(),
         }
+    }
+
+    /// Our per-attempt timeout fired after `after`: transient.
+    pub fn timeout(operation: &'static str, after: Duration) -> Self {
+        Self {
+            operation,
+            fault: Fault::Transient,
+            kind: "timeout",
+            attempts: 1,
+            gave_up: None,
+            source: Box::new(AttemptTimedOut(after)),
+        }
+    }
+
+    /// No time was left before the invocation's deadline to make the call: transient (503).
+    pub fn deadline(operation: &'static str) -> Self {
+        Self {
+            operation,
+            fault: Fault::Transient,
+            kind: "deadline",
+            attempts: 0,
+            gave_up: None,
+            source: Box::new(NoTimeLeft),
+        }
+    }
+
+    /// A transient error for tests of the retry layer.
+    #[cfg(test)]
+    pub(crate) fn transient_for_tests(operation: &'static str, kind: &'static str) -> Self {
+        Self {
+            fault: Fault::Transient,
+            ..Self::permanent(operation, kind, kind)
+        }
+    }
+
+    /// This error, as returned after `attempts` attempts.
+    pub fn after(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// This error, as returned after `attempts` attempts when the retry layer stopped for `reason`.
+    pub fn gave_up(mut self, attempts: u32, reason: GaveUp) -> Self {
+        self.attempts = attempts;
+        self.gave_up = Some(reason);
+        self
     }
 
     /// Whether retrying may help.
     pub fn is_transient(&self) -> bool {
         self.fault == Fault::Transient
     }
+
+    /// Whether this is a transaction cancelled only by contention (conflicts, throttling).
+    pub fn is_cancelled_by_contention(&self) -> bool {
+        matches!(self.kind, TRANSACTION_CONFLICT | TRANSACTION_THROTTLED)
+    }
+
+    /// Whether DynamoDB refused the call for throughput: throttling, over capacity, too many
+    /// requests, or a transaction cancelled for one of these.
+    pub fn is_throttle(&self) -> bool {
+        matches!(
+            self.kind,
+            THROTTLING
+                | PROVISIONED_THROUGHPUT_EXCEEDED
+                | REQUEST_LIMIT_EXCEEDED
+                | TRANSACTION_THROTTLED
+        )
+    }
 }
+
+const THROTTLING: &str = "ThrottlingException";
+const PROVISIONED_THROUGHPUT_EXCEEDED: &str = "ProvisionedThroughputExceededException";
+const REQUEST_LIMIT_EXCEEDED: &str = "RequestLimitExceeded";
+/// A transaction cancelled by conflicts with other transactions only.
+const TRANSACTION_CONFLICT: &str = "TransactionCanceledException(conflict)";
+/// A transaction cancelled with throttling among its reasons (and only contention ones).
+const TRANSACTION_THROTTLED: &str = "TransactionCanceledException(throttled)";
 
 /// The service's typed errors.
 fn classify(error: &DynamoError) -> (Fault, &'static str) {
     match error {
-        DynamoError::ThrottlingException(_) => (Fault::Transient, "ThrottlingException"),
+        DynamoError::ThrottlingException(_) => (Fault::Transient, THROTTLING),
         DynamoError::ProvisionedThroughputExceededException(_) => {
-            (Fault::Transient, "ProvisionedThroughputExceededException")
+            (Fault::Transient, PROVISIONED_THROUGHPUT_EXCEEDED)
         }
-        DynamoError::RequestLimitExceeded(_) => (Fault::Transient, "RequestLimitExceeded"),
+        DynamoError::RequestLimitExceeded(_) => (Fault::Transient, REQUEST_LIMIT_EXCEEDED),
         DynamoError::InternalServerError(_) => (Fault::Transient, "InternalServerError"),
         DynamoError::TransactionConflictException(_) => {
             (Fault::Transient, "TransactionConflictException")
@@ -116,7 +223,15 @@ fn classify(error: &DynamoError) -> (Fault, &'static str) {
             (Fault::Transient, "TransactionInProgressException")
         }
         DynamoError::TransactionCanceledException(e) if cancelled_only_by_contention(e) => {
-            (Fault::Transient, "TransactionCanceledException")
+            let throttled = e
+                .cancellation_reasons()
+                .iter()
+                .any(|r| is_contention(r) && r.code() != Some("TransactionConflict"));
+            if throttled {
+                (Fault::Transient, TRANSACTION_THROTTLED)
+            } else {
+                (Fault::Transient, TRANSACTION_CONFLICT)
+            }
         }
         DynamoError::TransactionCanceledException(_) => {
             (Fault::Permanent, "TransactionCanceledException")

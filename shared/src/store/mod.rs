@@ -11,9 +11,11 @@
 //! duplicate check read the email item with a strongly consistent GetItem, never an index.
 //!
 //! Every storage failure becomes a [`StoreError`] next to the call that failed, with what we were
-//! doing and whether it is worth retrying.
+//! doing and whether it is worth retrying. Every call goes through the one retry policy in
+//! [`retry`], bounded by the invocation's [`Deadline`], which each method takes explicitly.
 
 mod fault;
+pub mod retry;
 
 use std::collections::HashMap;
 
@@ -26,6 +28,7 @@ use aws_sdk_dynamodb::{
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
 pub use fault::{Fault, StoreError};
+pub use retry::{Deadline, Retrier, RetryPolicy};
 
 use crate::domain::{Email, PasswordHash, Session, TokenHash, User, UserId, UserName};
 
@@ -78,12 +81,17 @@ pub enum CreateUserError {
     Store(#[from] StoreError),
 }
 
-/// The table and the client to reach it. Cheap to clone.
+/// The table, the client to reach it and the retry policy with its budget. Cheap to clone; clones
+/// share the retry budget.
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
     table: String,
+    retry: Retrier,
 }
+
+/// The kind of the error a create transaction fails with when the email item already exists.
+const EMAIL_TAKEN: &str = "EmailConditionFailed";
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -98,12 +106,25 @@ fn timestamp(at: &DateTime<Utc>) -> String {
 }
 
 impl Store {
-    /// A store of `table` reached through `client`.
+    /// A store of `table` reached through `client`, with the default retry policy. The client's own
+    /// retries must be off (see [`retry`]).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            retry: Retrier::default(),
         }
+    }
+
+    /// This store with `policy` and a fresh, full retry budget.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Retrier::new(policy);
+        self
+    }
+
+    /// The retry policy and budget.
+    pub fn retrier(&self) -> &Retrier {
+        &self.retry
     }
 
     /// The table's name.
@@ -117,8 +138,19 @@ impl Store {
     }
 
     /// Writes the user and its email item in one transaction, with a `ClientRequestToken` made once
-    /// per call, so DynamoDB treats a retried transaction as the same one.
-    pub async fn create_user(&self, user: &User) -> Result<(), CreateUserError> {
+    /// per call of this method (one request), the same on every attempt, so DynamoDB treats a retried
+    /// transaction as the same one. The user's id was made by the caller, before the first attempt.
+    ///
+    /// A retry can find its own earlier attempt applied (the answer was lost on the way back); a
+    /// server that ignores the token (moto) then cancels it on the email condition. So when the email
+    /// condition fails on a retry, or contention outlasts the retries, the email item is read
+    /// (strongly consistent): if it names this user, the create succeeded; if another, the email is
+    /// taken.
+    pub async fn create_user(
+        &self,
+        user: &User,
+        deadline: Deadline,
+    ) -> Result<(), CreateUserError> {
         const OP: &str = "TransactWriteItems create user";
         let idempotency_token = uuid::Uuid::new_v4().to_string();
         let mut user_item = key(keys::user(&user.id));
@@ -147,37 +179,93 @@ impl Store {
                 .map_err(|e| StoreError::permanent(OP, "construction", e))?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
+        let (user_put, email_put) = (put(user_item)?, put(email_item)?);
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(put(user_item)?)
-            .transact_items(put(email_item)?)
-            .client_request_token(&idempotency_token)
-            .send()
+            .retry
+            .run(OP, deadline, || {
+                let request = self
+                    .client
+                    .transact_write_items()
+                    .transact_items(user_put.clone())
+                    .transact_items(email_put.clone())
+                    .client_request_token(&idempotency_token);
+                async move {
+                    match request.send().await {
+                        Ok(_) => Ok(()),
+                        Err(err) if email_condition_failed(&err) => Err(StoreError::permanent(
+                            OP,
+                            EMAIL_TAKEN,
+                            "the email item exists",
+                        )),
+                        Err(err) => Err(StoreError::from_sdk(OP, err)),
+                    }
+                }
+            })
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if email_condition_failed(&err) => Err(CreateUserError::EmailTaken),
-            Err(err) => Err(StoreError::from_sdk(OP, err).into()),
+        let err = match result {
+            Ok(()) => return Ok(()),
+            // Taken before our first attempt: not ours.
+            Err(err) if err.kind == EMAIL_TAKEN && err.attempts <= 1 => {
+                return Err(CreateUserError::EmailTaken);
+            }
+            Err(err) => err,
+        };
+        let may_be_ours = err.kind == EMAIL_TAKEN || err.is_cancelled_by_contention();
+        if !may_be_ours {
+            return Err(err.into());
+        }
+        match self.email_owner(&user.email, deadline).await? {
+            Some(owner) if owner == user.id => {
+                tracing::info!(
+                    user_id = %user.id,
+                    attempts = err.attempts,
+                    "an earlier attempt of this create was applied; its answer was lost"
+                );
+                Ok(())
+            }
+            Some(_) => Err(CreateUserError::EmailTaken),
+            None if err.kind == EMAIL_TAKEN => Err(CreateUserError::EmailTaken),
+            None => Err(err.into()),
         }
     }
 
-    /// The user with this email, read through the email item (strongly consistent).
-    pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+    /// The id of the user who has this email, from the email item alone (strongly consistent).
+    pub async fn email_owner(
+        &self,
+        email: &Email,
+        deadline: Deadline,
+    ) -> Result<Option<UserId>, StoreError> {
         const OP: &str = "GetItem email";
-        let Some(item) = self.get(OP, keys::email(email)).await? else {
+        let Some(item) = self.get(OP, keys::email(email), deadline).await? else {
             return Ok(None);
         };
-        let user_id = UserId::parse(&string(&item, attr::USER_ID, OP)?).ok_or_else(|| {
-            StoreError::permanent(OP, "malformed_item", "email item has a malformed user_id")
-        })?;
-        self.user_by_id(&user_id).await
+        UserId::parse(&string(&item, attr::USER_ID, OP)?)
+            .map(Some)
+            .ok_or_else(|| {
+                StoreError::permanent(OP, "malformed_item", "email item has a malformed user_id")
+            })
+    }
+
+    /// The user with this email, read through the email item (strongly consistent).
+    pub async fn user_by_email(
+        &self,
+        email: &Email,
+        deadline: Deadline,
+    ) -> Result<Option<User>, StoreError> {
+        match self.email_owner(email, deadline).await? {
+            Some(user_id) => self.user_by_id(&user_id, deadline).await,
+            None => Ok(None),
+        }
     }
 
     /// The user with this id (strongly consistent).
-    pub async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+    pub async fn user_by_id(
+        &self,
+        id: &UserId,
+        deadline: Deadline,
+    ) -> Result<Option<User>, StoreError> {
         const OP: &str = "GetItem user";
-        let Some(item) = self.get(OP, keys::user(id)).await? else {
+        let Some(item) = self.get(OP, keys::user(id), deadline).await? else {
             return Ok(None);
         };
         let malformed = |what: &str| {
@@ -202,7 +290,11 @@ impl Store {
     }
 
     /// Stores a session; `expires_at` is also the table's TTL attribute.
-    pub async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
+    pub async fn put_session(
+        &self,
+        session: &Session,
+        deadline: Deadline,
+    ) -> Result<(), StoreError> {
         const OP: &str = "PutItem session";
         let mut item = key(keys::session(&session.token_hash));
         item.extend([
@@ -213,20 +305,33 @@ impl Store {
                 AttributeValue::N(session.expires_at.timestamp().to_string()),
             ),
         ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
+        // Writing the same session again is harmless: the put is idempotent as it stands.
+        self.retry
+            .run(OP, deadline, || {
+                let request = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()));
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| StoreError::from_sdk(OP, e))
+                }
+            })
             .await
-            .map_err(|e| StoreError::from_sdk(OP, e))?;
-        Ok(())
     }
 
     /// The session stored under this token hash, expired or not (the caller checks expiry).
-    pub async fn session(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+    pub async fn session(
+        &self,
+        hash: &TokenHash,
+        deadline: Deadline,
+    ) -> Result<Option<Session>, StoreError> {
         const OP: &str = "GetItem session";
-        let Some(item) = self.get(OP, keys::session(hash)).await? else {
+        let Some(item) = self.get(OP, keys::session(hash), deadline).await? else {
             return Ok(None);
         };
         let malformed = |what: &str| {
@@ -254,35 +359,54 @@ impl Store {
     }
 
     /// A cheap data-plane read (an eventually consistent GetItem of a key that never exists, half a
-    /// read unit), proving the table is reachable with our credentials.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    /// read unit), proving the table is reachable with our credentials. One attempt within
+    /// `timeout`, no retry: a health check must answer fast and must not add load to a struggling
+    /// table.
+    pub async fn ping(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
         const OP: &str = "GetItem health probe";
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::health_probe())))
-            .projection_expression("pk")
-            .send()
+        Retrier::new(RetryPolicy::single_attempt(timeout))
+            .run(OP, Deadline::NONE, || {
+                let request = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::health_probe())))
+                    .projection_expression("pk");
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| StoreError::from_sdk(OP, e))
+                }
+            })
             .await
-            .map_err(|e| StoreError::from_sdk(OP, e))?;
-        Ok(())
     }
 
     async fn get(
         &self,
         op: &'static str,
         k: (String, &'static str),
+        deadline: Deadline,
     ) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(k)))
-            .consistent_read(true)
-            .send()
+        let k = key(k);
+        self.retry
+            .run(op, deadline, || {
+                let request = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(k.clone()))
+                    .consistent_read(true);
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map(|output| output.item)
+                        .map_err(|e| StoreError::from_sdk(op, e))
+                }
+            })
             .await
-            .map_err(|e| StoreError::from_sdk(op, e))?;
-        Ok(output.item)
     }
 }
 

@@ -56,11 +56,10 @@ async fn without_a_valid_token_the_answer_is_401_with_a_bearer_challenge() {
     let long_ago = chrono::Utc::now() - chrono::Duration::hours(2);
     h.app
         .store
-        .put_session(&Session::start(
-            &expired,
-            UserId::parse(&id).expect("a user id"),
-            long_ago,
-        ))
+        .put_session(
+            &Session::start(&expired, UserId::parse(&id).expect("a user id"), long_ago),
+            shared::store::Deadline::NONE,
+        )
         .await
         .expect("store the expired session");
     for authorization in [

@@ -10,6 +10,7 @@ mod health;
 mod hostile_input;
 mod login;
 mod panics;
+mod resilience;
 mod telemetry;
 
 use api_tests::{Harness, event, functions};

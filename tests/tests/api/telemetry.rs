@@ -509,6 +509,17 @@ async fn concurrent_invocations_in_one_process_keep_their_own_metrics_and_log_co
     );
     assert_eq!(created_doc["Requests"], 1.0);
     assert_eq!(refused_doc["Requests"], 1.0);
+    // The create read and wrote the table; the refused body never reached it. Neither document
+    // holds the other's DynamoDB calls.
+    assert_eq!(
+        created_doc["DynamoDbLatency"].as_array().map(Vec::len),
+        Some(2),
+        "the duplicate check and the transaction: {created_doc:#}"
+    );
+    assert!(
+        refused_doc.get("DynamoDbLatency").is_none(),
+        "{refused_doc:#}"
+    );
     let cold: f64 = documents
         .iter()
         .filter_map(|d| d["ColdStart"].as_f64())
