@@ -88,9 +88,7 @@ impl Invocation {
         Self {
             request_id,
             lambda_request_id,
-            deadline: lambda
-                .filter(|c| c.deadline > 0)
-                .map(|c| SystemTime::UNIX_EPOCH + Duration::from_millis(c.deadline)),
+            deadline: lambda.and_then(|c| plausible_deadline(c.deadline, SystemTime::now())),
             xray_trace_id: lambda.and_then(|c| c.xray_trace_id.clone()),
             function,
             route,
@@ -104,6 +102,15 @@ impl Invocation {
                 .unwrap_or(Duration::ZERO)
         })
     }
+}
+
+/// Lambda's deadline (epoch milliseconds), when it is one: Lambda always hands out a deadline in
+/// the future. `cargo lambda watch` 1.9 sends its timeout (600000, i.e. 1970) in this header; a
+/// deadline that has already passed when the invocation starts is ignored rather than obeyed, or
+/// every DynamoDB call would be refused for lack of time.
+fn plausible_deadline(epoch_ms: u64, now: SystemTime) -> Option<SystemTime> {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(epoch_ms);
+    (at > now).then_some(at)
 }
 
 /// Request ids end up in a header and on every log line: only accept what API Gateway sends.
@@ -272,6 +279,22 @@ mod tests {
         ] {
             assert_eq!(is_json_media_type(value), ok, "{value}");
         }
+    }
+
+    #[test]
+    fn only_future_deadlines_are_kept() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(
+            plausible_deadline(600_000, now),
+            None,
+            "cargo lambda watch's value"
+        );
+        assert_eq!(plausible_deadline(0, now), None);
+        let later = 1_800_000_003_000;
+        assert_eq!(
+            plausible_deadline(later, now),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(later))
+        );
     }
 
     #[test]

@@ -166,6 +166,10 @@ async fn serve<H: Handler>(
         latency_ms = tracing::field::Empty,
     );
     async move {
+        tracing::debug!(
+            time_left_ms = invocation.remaining().map(|d| d.as_millis() as u64),
+            "invocation started"
+        );
         let outcome = AssertUnwindSafe(async {
             match app {
                 Ok(app) => {
