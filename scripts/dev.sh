@@ -9,7 +9,7 @@ scripts/venv.sh
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 API_PORT=${API_PORT:-9000}
 TABLE_NAME=${TABLE_NAME:-users-local}
-state=.local/dev
+state=.local/dev-$DYNAMODB_PORT
 source scripts/env.sh
 
 python scripts/local_dynamodb.py start --port "$DYNAMODB_PORT" --state-dir "$state"

@@ -18,3 +18,6 @@ python scripts/create_table.py --endpoint "$AWS_ENDPOINT_URL_DYNAMODB" --table "
 # The telemetry tests run the function binaries as Lambda would: build them first.
 cargo build --workspace --bins
 cargo test --workspace "$@"
+
+# The README's walk-through against `make dev` itself, on free ports.
+python scripts/smoke_dev.py

@@ -194,7 +194,6 @@ async fn serve<H: Handler>(
             Ok(response) => response,
             Err(err) => {
                 let status = err.status().as_u16();
-                tracing::Span::current().record("status", status);
                 let error: &(dyn std::error::Error + 'static) = &err;
                 match &panic {
                     Some(report) => tracing::error!(
@@ -228,7 +227,7 @@ async fn serve<H: Handler>(
         };
         set_common_headers(&mut response, &request_id);
         let status = response.status().as_u16();
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let latency_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let current = tracing::Span::current();
         current.record("status", status);
         current.record("latency_ms", latency_ms);

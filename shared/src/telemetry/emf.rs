@@ -100,8 +100,9 @@ impl MetricSet {
         }
     }
 
-    /// Records one value of a distribution.
+    /// Records one value of a distribution (kept to three decimals: microseconds for latencies).
     pub fn push(&mut self, name: &str, value: f64) {
+        let value = (value * 1000.0).round() / 1000.0;
         match self.values.get_mut(name) {
             Some(MetricValues::Values(values)) if values.len() < MAX_VALUES_PER_METRIC => {
                 values.push(value);

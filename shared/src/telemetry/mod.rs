@@ -214,7 +214,7 @@ impl Scope {
             |o| o.latency_ms,
         );
         metrics.add(metric::REQUESTS.name, 1.0);
-        metrics.push(metric::LATENCY.name, (latency_ms * 1000.0).round() / 1000.0);
+        metrics.push(metric::LATENCY.name, latency_ms);
         metrics.add(
             metric::ERRORS_4XX.name,
             f64::from(u8::from((400..500).contains(&status))),
