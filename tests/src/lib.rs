@@ -8,6 +8,7 @@
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod contract;
 pub mod fault_proxy;
 pub mod http_server;
 pub mod runtime_api;
@@ -18,7 +19,7 @@ pub use fault_proxy::{Fault, FaultProxy, Plan};
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, OnceLock},
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -323,6 +324,30 @@ pub async fn invoke_with_deadline<H: Handler>(
     reply
 }
 
+/// The headers of a response as the runtime sends it to API Gateway (`headers` and
+/// `multiValueHeaders`), names lowercased.
+pub fn wire_headers(wire: &Value) -> BTreeMap<String, String> {
+    let mut headers = BTreeMap::new();
+    if let Some(map) = wire["headers"].as_object() {
+        for (name, value) in map {
+            headers.insert(
+                name.to_ascii_lowercase(),
+                value.as_str().unwrap_or_default().to_owned(),
+            );
+        }
+    }
+    if let Some(map) = wire["multiValueHeaders"].as_object() {
+        for (name, values) in map {
+            if let Some(first) = values.as_array().and_then(|v| v.first()) {
+                headers
+                    .entry(name.to_ascii_lowercase())
+                    .or_insert_with(|| first.as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    headers
+}
+
 /// What the function handed back to API Gateway, decoded.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -348,24 +373,7 @@ impl Reply {
             .as_u64()
             .and_then(|s| u16::try_from(s).ok())
             .expect("statusCode");
-        let mut headers = BTreeMap::new();
-        if let Some(map) = wire["headers"].as_object() {
-            for (name, value) in map {
-                headers.insert(
-                    name.to_ascii_lowercase(),
-                    value.as_str().unwrap_or_default().to_owned(),
-                );
-            }
-        }
-        if let Some(map) = wire["multiValueHeaders"].as_object() {
-            for (name, values) in map {
-                if let Some(first) = values.as_array().and_then(|v| v.first()) {
-                    headers
-                        .entry(name.to_ascii_lowercase())
-                        .or_insert_with(|| first.as_str().unwrap_or_default().to_owned());
-                }
-            }
-        }
+        let headers = wire_headers(&wire);
         assert_eq!(
             wire["isBase64Encoded"].as_bool(),
             Some(false),
@@ -373,6 +381,14 @@ impl Reply {
         );
         let text = wire["body"].as_str().unwrap_or_default().to_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Every response the suite sees is held to openapi.yaml.
+        contract::assert_documented(
+            event["httpMethod"].as_str().unwrap_or_default(),
+            event["resource"].as_str().unwrap_or_default(),
+            status,
+            &headers,
+            &body,
+        );
         let gateway_request_id = event["requestContext"]["requestId"]
             .as_str()
             .map(str::to_owned);
@@ -449,29 +465,9 @@ impl Reply {
     }
 }
 
-/// The contract's JSON schema, compiled once.
-fn error_schema() -> &'static jsonschema::Validator {
-    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let path = root().join("tests/schemas/error.schema.json");
-        let schema: Value = serde_json::from_str(
-            &std::fs::read_to_string(&path).expect("tests/schemas/error.schema.json"),
-        )
-        .expect("the schema is JSON");
-        jsonschema::validator_for(&schema).expect("the schema compiles")
-    })
-}
-
-/// Asserts that `body` is a valid error body of the contract.
+/// Asserts that `body` is a valid error body of the contract (openapi.yaml's `Error`).
 pub fn assert_valid_error_body(body: &Value) {
-    let errors: Vec<String> = error_schema()
-        .iter_errors(body)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "not a contract error body: {errors:?}\n{body:#}"
-    );
+    contract::assert_valid_error_body(body);
 }
 
 /// Sets the `Authorization` header of a REST event (both header maps).

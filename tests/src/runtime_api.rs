@@ -106,6 +106,7 @@ impl RuntimeApi {
 
     /// Queues `event` with the given deadline and waits (at most 60 s) for the function's answer.
     pub async fn invoke_with_deadline(&self, event: Value, deadline: Duration) -> Invoked {
+        let invoked_event = event.clone();
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.state
@@ -119,11 +120,31 @@ impl RuntimeApi {
             deadline,
         });
         self.state.ready.notify_one();
-        tokio::time::timeout(Duration::from_secs(60), rx)
+        let invoked = tokio::time::timeout(Duration::from_secs(60), rx)
             .await
             .unwrap_or_else(|_| panic!("invocation {id} got no answer within 60 s"))
-            .expect("the runtime API stays up")
+            .expect("the runtime API stays up");
+        if invoked.ok {
+            // Every response the suite sees is held to openapi.yaml.
+            let headers = crate::wire_headers(&invoked.body);
+            let body = invoked.body["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            crate::contract::assert_documented(
+                event_method(&invoked_event),
+                invoked_event["resource"].as_str().unwrap_or_default(),
+                invoked.status(),
+                &headers,
+                &body,
+            );
+        }
+        invoked
     }
+}
+
+fn event_method(event: &Value) -> &str {
+    event["httpMethod"].as_str().unwrap_or_default()
 }
 
 async fn route(state: &State, request: HttpRequest) -> http_server::HttpResponse {

@@ -3,6 +3,7 @@
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod contract;
 mod create_user;
 mod events;
 mod get_user;

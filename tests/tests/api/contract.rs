@@ -1,0 +1,131 @@
+//! openapi.yaml itself: every operation documents every error a client can meet, the checks that
+//! hold every response to it can fail, and template.yaml serves exactly its routes.
+
+use std::collections::BTreeSet;
+
+use api_tests::contract::{assert_documented, document};
+use serde_json::json;
+
+/// (method, path) of every operation in openapi.yaml.
+fn openapi_routes() -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for (path, item) in document()["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("a path item").keys() {
+            routes.insert((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    routes
+}
+
+/// (method, path) of every API event in template.yaml.
+fn template_routes() -> BTreeSet<(String, String)> {
+    let text =
+        std::fs::read_to_string(api_tests::root().join("template.yaml")).expect("template.yaml");
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
+    let mut routes = BTreeSet::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, event) in events {
+            if event["Type"].as_str() == Some("Api") {
+                let properties = &event["Properties"];
+                routes.insert((
+                    properties["Method"]
+                        .as_str()
+                        .expect("a method")
+                        .to_ascii_uppercase(),
+                    properties["Path"].as_str().expect("a path").to_owned(),
+                ));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn template_and_openapi_serve_the_same_routes() {
+    let documented = openapi_routes();
+    assert_eq!(documented.len(), 4, "{documented:?}");
+    assert_eq!(template_routes(), documented);
+}
+
+#[test]
+fn every_operation_documents_the_errors_a_client_can_meet() {
+    let everywhere = ["403", "429", "500", "502", "503", "504"];
+    let with_body = ["413", "415", "422"];
+    for (method, path) in openapi_routes() {
+        let operation = &document()["paths"][&path][method.to_ascii_lowercase()];
+        let responses = operation["responses"].as_object().expect("responses");
+        for status in everywhere {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path} lacks {status}"
+            );
+        }
+        if method == "POST" {
+            for status in with_body {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+    }
+    let responses = &document()["paths"]["/users/{id}"]["get"]["responses"];
+    assert!(responses["401"]["headers"]["WWW-Authenticate"]["required"] == true);
+    assert!(responses.get("404").is_some());
+    assert!(
+        document()["paths"]["/users"]["post"]["responses"]
+            .get("409")
+            .is_some()
+    );
+}
+
+#[test]
+#[should_panic(expected = "does not document 418")]
+fn an_undocumented_status_fails() {
+    let body =
+        json!({"detail": "I'm a teapot", "status": 418, "code": "teapot", "request_id": "r"});
+    assert_documented(
+        "POST",
+        "/users",
+        418,
+        &[("x-request-id".to_owned(), "r".to_owned())].into(),
+        &body,
+    );
+}
+
+#[test]
+#[should_panic(expected = "does not match openapi.yaml")]
+fn a_body_off_the_schema_fails() {
+    let body = json!({"id": "not-a-user", "email": "ada@example.com"});
+    assert_documented(
+        "POST",
+        "/users",
+        201,
+        &[
+            ("x-request-id".to_owned(), "r".to_owned()),
+            ("location".to_owned(), "/users/x".to_owned()),
+        ]
+        .into(),
+        &body,
+    );
+}
+
+#[test]
+#[should_panic(expected = "Retry-After is missing")]
+fn a_missing_documented_header_fails() {
+    let body = json!({"detail": "Service temporarily unavailable, please retry", "status": 503, "code": "service_unavailable", "request_id": "r"});
+    assert_documented(
+        "GET",
+        "/users/{id}",
+        503,
+        &[("x-request-id".to_owned(), "r".to_owned())].into(),
+        &body,
+    );
+}
