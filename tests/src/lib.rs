@@ -324,6 +324,38 @@ pub async fn invoke_with_deadline<H: Handler>(
     reply
 }
 
+/// Sends `n` concurrent sign-ups with one email through `app` and returns how many got 201 and how
+/// many 409 (each 409 checked against the contract); any other answer fails the test.
+pub async fn same_email_sign_ups(app: Arc<App>, n: usize) -> (usize, usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let app = Arc::clone(&app);
+        let body = serde_json::json!({
+            "email": "race@example.com",
+            "name": format!("Racer {i}"),
+            "password": format!("password number {i}"),
+        });
+        let sample = with_request_id(
+            with_body(event("create_user", "ok"), body.to_string()),
+            &format!("race-{i}"),
+        );
+        tasks.spawn(async move { invoke_with(app, functions::create_user(), sample).await });
+    }
+    let (mut created, mut conflicts) = (0, 0);
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.expect("no task panicked");
+        match reply.status {
+            201 => created += 1,
+            409 => {
+                reply.assert_error(409, "user_exists");
+                conflicts += 1;
+            }
+            other => panic!("unexpected {other}: {reply:#?}"),
+        }
+    }
+    (created, conflicts)
+}
+
 /// The headers of a response as the runtime sends it to API Gateway (`headers` and
 /// `multiValueHeaders`), names lowercased.
 pub fn wire_headers(wire: &Value) -> BTreeMap<String, String> {

@@ -1,8 +1,6 @@
 //! `POST /users`.
 
-use std::sync::Arc;
-
-use api_tests::{Harness, event, functions, string, with_body, with_request_id};
+use api_tests::{Harness, event, functions, same_email_sign_ups, string};
 
 #[tokio::test]
 async fn creates_the_user_and_its_email_item_in_one_go() {
@@ -68,34 +66,8 @@ async fn an_email_differing_only_in_case_and_spaces_is_taken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_creates_with_one_email_make_exactly_one_user() {
-    let h = Arc::new(Harness::new().await);
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..50 {
-        let h = Arc::clone(&h);
-        let body = serde_json::json!({
-            "email": "race@example.com",
-            "name": format!("Racer {n}"),
-            "password": format!("password number {n}"),
-        });
-        let sample = with_request_id(
-            with_body(event("create_user", "ok"), body.to_string()),
-            &format!("race-{n}"),
-        );
-        tasks.spawn(async move { h.invoke(functions::create_user(), sample).await });
-    }
-    let mut created = 0;
-    let mut conflicts = 0;
-    while let Some(reply) = tasks.join_next().await {
-        let reply = reply.expect("no task panicked");
-        match reply.status {
-            201 => created += 1,
-            409 => {
-                reply.assert_error(409, "user_exists");
-                conflicts += 1;
-            }
-            other => panic!("unexpected {other}: {reply:#?}"),
-        }
-    }
+    let h = Harness::new().await;
+    let (created, conflicts) = same_email_sign_ups(h.app.clone(), 50).await;
     assert_eq!((created, conflicts), (1, 49));
     assert_eq!(
         h.items_with_prefix("USER#").await.len(),

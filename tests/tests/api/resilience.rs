@@ -11,7 +11,7 @@ use std::{
 
 use api_tests::{
     Fault, FaultProxy, Harness, Plan, Reply, event, functions, invoke_with, invoke_with_deadline,
-    string, with_body, with_request_id,
+    same_email_sign_ups, string,
 };
 use shared::App;
 
@@ -254,32 +254,7 @@ async fn a_lost_create_response_still_answers_201_with_one_user() {
 async fn fifty_concurrent_creates_under_30_percent_conflicts_make_one_user_and_no_5xx() {
     let (h, proxy, app) = setup().await;
     proxy.set_plan(Plan::percent(30, Fault::TransactionConflict).only("TransactWriteItems"));
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..50 {
-        let app = Arc::clone(&app);
-        let body = serde_json::json!({
-            "email": "race@example.com",
-            "name": format!("Racer {n}"),
-            "password": format!("password number {n}"),
-        });
-        let sample = with_request_id(
-            with_body(event("create_user", "ok"), body.to_string()),
-            &format!("race-{n}"),
-        );
-        tasks.spawn(async move { invoke_with(app, functions::create_user(), sample).await });
-    }
-    let (mut created, mut conflicts) = (0, 0);
-    while let Some(reply) = tasks.join_next().await {
-        let reply = reply.expect("no task panicked");
-        match reply.status {
-            201 => created += 1,
-            409 => {
-                reply.assert_error(409, "user_exists");
-                conflicts += 1;
-            }
-            other => panic!("unexpected {other}: {reply:#?}"),
-        }
-    }
+    let (created, conflicts) = same_email_sign_ups(app, 50).await;
     assert_eq!((created, conflicts), (1, 49));
     assert_eq!(h.items_with_prefix("USER#").await.len(), 1);
     assert_eq!(h.items_with_prefix("EMAIL#").await.len(), 1);
