@@ -5,6 +5,7 @@ SHELL := /bin/bash
 FN ?= health
 EVENT ?= events/$(FN)/ok.json
 API_PORT ?= 9000
+FUZZ_SECONDS ?= 60
 
 .PHONY: help dev invoke test lint deny audit fuzz venv clean-local
 
@@ -32,6 +33,10 @@ deny: ## Supply chain, offline: licences, banned crates and sources of Cargo.loc
 
 audit: ## Supply chain, online: RustSec advisories for Cargo.lock (fetches the database from GitHub).
 	scripts/cargo-deny.sh advisories
+
+fuzz: ## Fuzz request parsing and validation for FUZZ_SECONDS (default 60); FUZZ_SEED repeats a run.
+	cargo build -p fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) target/debug/fuzz
 
 venv: ## Install the project's Python tools into .venv.
 	scripts/venv.sh
