@@ -512,7 +512,12 @@ async fn hostile_bodies_get_their_status_and_store_nothing() {
                 "{what}: {field} not in {named:?}"
             );
         }
-        // Refused before the store or a hash: far below one Argon2id hash plus a call.
+        // Refused before the store, so before any hash (login hashes only after its reads).
+        assert!(
+            reply.emf.get("DynamoDbLatency").is_none(),
+            "{what} reached DynamoDB: {:#}",
+            reply.emf
+        );
         assert!(took < Duration::from_secs(2), "{what} took {took:?}");
         assert!(h.items().await.is_empty(), "{what} stored something");
     }
