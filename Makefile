@@ -5,8 +5,9 @@ SHELL := /bin/bash
 FN ?= health
 EVENT ?= events/$(FN)/ok.json
 API_PORT ?= 9000
+FUZZ_SECONDS ?= 60
 
-.PHONY: help dev invoke test lint venv clean-local
+.PHONY: help dev invoke test lint deny audit fuzz venv clean-local
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,6 +27,16 @@ lint: ## Formatting, clippy and cfn-lint on template.yaml, as CI runs them.
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	.venv/bin/cfn-lint template.yaml
+
+deny: ## Supply chain, offline: licences, banned crates and sources of Cargo.lock (deny.toml).
+	scripts/cargo-deny.sh licenses bans sources
+
+audit: ## Supply chain, online: RustSec advisories for Cargo.lock (fetches the database from GitHub).
+	scripts/cargo-deny.sh advisories
+
+fuzz: ## Fuzz request parsing and validation for FUZZ_SECONDS (default 60); FUZZ_SEED repeats a run.
+	cargo build -p fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) target/debug/fuzz
 
 venv: ## Install the project's Python tools into .venv.
 	scripts/venv.sh

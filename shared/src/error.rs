@@ -95,6 +95,14 @@ pub enum ApiError {
     #[error("Request validation failed")]
     Validation(Vec<FieldError>),
 
+    /// 429: too many failed logins for this email; refused without checking the password until
+    /// the window ends (see [`crate::domain::LoginLimit`]).
+    #[error("Too many failed login attempts, please try again later")]
+    TooManyAttempts {
+        /// How long until the window ends.
+        retry_after: Duration,
+    },
+
     /// 503: a dependency failed in a way that may pass (throttling, timeouts, 5xx) and retrying did
     /// not help in time.
     #[error("Service temporarily unavailable, please retry")]
@@ -136,6 +144,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::Unhealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -151,6 +160,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_error",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unavailable { .. } => "service_unavailable",
             Self::Unhealthy { .. } => "unhealthy",
             Self::Internal(_) => "internal_error",
@@ -160,7 +170,9 @@ impl ApiError {
     /// The `Retry-After` a client gets, for the statuses that carry one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Unavailable { retry_after, .. } => Some(*retry_after),
+            Self::Unavailable { retry_after, .. } | Self::TooManyAttempts { retry_after } => {
+                Some(*retry_after)
+            }
             Self::Unhealthy { .. } => Some(UNHEALTHY_RETRY_AFTER),
             _ => None,
         }
@@ -278,6 +290,13 @@ mod tests {
             ),
             (ApiError::Validation(vec![]), 422, "validation_error"),
             (
+                ApiError::TooManyAttempts {
+                    retry_after: Duration::from_secs(60),
+                },
+                429,
+                "too_many_attempts",
+            ),
+            (
                 ApiError::Unavailable {
                     source: "boom".into(),
                     retry_after: Duration::from_millis(1500),
@@ -342,6 +361,16 @@ mod tests {
             retry_after: Duration::from_millis(1500),
         });
         assert_eq!(headers["retry-after"], "2");
+    }
+
+    #[test]
+    fn too_many_attempts_says_when_to_come_back() {
+        let (status, headers, body) = render(ApiError::TooManyAttempts {
+            retry_after: Duration::from_millis(899_001),
+        });
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers["retry-after"], "900");
+        assert_eq!(body["code"], "too_many_attempts");
     }
 
     #[test]

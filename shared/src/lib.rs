@@ -7,7 +7,7 @@
 //! - [`request`] and [`json`]: what a handler sees of a request; body limits, content type, JSON
 //!   parsing into domain types with per-field errors.
 //! - [`response`]: JSON responses and the headers every response carries.
-//! - [`domain`]: emails, names, passwords (Argon2id), sessions, users.
+//! - [`domain`]: emails, names, passwords (Argon2id), sessions, users, the login limit.
 //! - [`store`]: the DynamoDB table and how its failures are classified.
 //! - [`app`] and [`config`]: state built once per cold start.
 //! - [`metric`]: every metric name and unit, defined once.

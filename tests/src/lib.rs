@@ -411,6 +411,17 @@ impl Reply {
             Some(false),
             "JSON responses go out as text"
         );
+        // Every response, whatever produced it, is never cached and never sniffed.
+        assert_eq!(
+            headers.get("cache-control").map(String::as_str),
+            Some("no-store"),
+            "{headers:#?}"
+        );
+        assert_eq!(
+            headers.get("x-content-type-options").map(String::as_str),
+            Some("nosniff"),
+            "{headers:#?}"
+        );
         let text = wire["body"].as_str().unwrap_or_default().to_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         // Every response the suite sees is held to openapi.yaml.
@@ -469,6 +480,7 @@ impl Reply {
             "{self:#?}"
         );
         assert_eq!(self.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(self.header("cache-control"), Some("no-store"));
     }
 
     /// Asserts an error response in the contract shape: the status, the code, a body valid against
@@ -514,6 +526,18 @@ pub fn with_user_id(mut event: Value, id: &str) -> Value {
     event["path"] = Value::from(format!("/users/{id}"));
     event["requestContext"]["path"] = Value::from(format!("/dev/users/{id}"));
     event["pathParameters"] = serde_json::json!({ "id": id });
+    event
+}
+
+/// Sets a request header of a REST event (both header maps), replacing any value it had.
+pub fn with_header(mut event: Value, name: &str, value: &str) -> Value {
+    for map in ["headers", "multiValueHeaders"] {
+        if let Some(headers) = event[map].as_object_mut() {
+            headers.retain(|n, _| !n.eq_ignore_ascii_case(name));
+        }
+    }
+    event["headers"][name] = Value::from(value);
+    event["multiValueHeaders"][name] = Value::from(vec![value]);
     event
 }
 

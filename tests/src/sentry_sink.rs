@@ -45,7 +45,12 @@ impl SentrySink {
 
     /// A DSN that points here.
     pub fn dsn(&self) -> String {
-        format!("http://publickey@127.0.0.1:{}/42", self.port)
+        self.dsn_with_key("publickey")
+    }
+
+    /// A DSN that points here, with `key` as its public key.
+    pub fn dsn_with_key(&self, key: &str) -> String {
+        format!("http://{key}@127.0.0.1:{}/42", self.port)
     }
 
     /// The events received so far.

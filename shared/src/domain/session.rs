@@ -1,11 +1,21 @@
 //! Opaque bearer sessions. The token is 256 random bits shown to the client once; only its SHA-256
 //! is stored, so a leaked table does not leak usable tokens.
+//!
+//! # Comparing secrets
+//! A presented token is never compared with a stored one: its SHA-256 is the session item's key,
+//! and DynamoDB either has that key or not. Timing cannot leak a stored token through that lookup,
+//! since an attacker cannot choose the hash of a guess bit by bit. Expiry is checked on every read
+//! ([`Session::is_valid_at`]); DynamoDB's TTL deletes late. Where code does compare a token or its
+//! hash (`==`), the comparison is constant-time ([`subtle`]), so no later change can add a
+//! byte-by-byte timing oracle by accident. Password verification compares in constant time inside
+//! the argon2 crate.
 
 use std::{fmt, time::Duration};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
 
 use crate::{domain::UserId, error::ApiError};
 
@@ -16,9 +26,17 @@ const TOKEN_BYTES: usize = 32;
 /// Base64url without padding of 32 bytes.
 const TOKEN_CHARS: usize = 43;
 
-/// A bearer token. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+/// A bearer token. `Debug` never shows it; `==` takes the same time wherever two tokens differ.
+#[derive(Clone)]
 pub struct SessionToken(String);
+
+impl PartialEq for SessionToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for SessionToken {}
 
 impl SessionToken {
     /// 256 bits from the operating system's CSPRNG.
@@ -55,9 +73,17 @@ impl fmt::Debug for SessionToken {
     }
 }
 
-/// The stored form of a token. Shown in `Debug` only by a short prefix.
-#[derive(Clone, PartialEq, Eq)]
+/// The stored form of a token. Shown in `Debug` only by a short prefix; `==` is constant-time.
+#[derive(Clone)]
 pub struct TokenHash(String);
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for TokenHash {}
 
 impl TokenHash {
     /// The hex digest, for the key.
@@ -134,6 +160,20 @@ mod tests {
         ] {
             assert_eq!(SessionToken::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn comparisons_still_compare() {
+        let a = SessionToken::generate().unwrap();
+        let b = SessionToken::generate().unwrap();
+        assert_eq!(a, a.clone());
+        assert_ne!(a, b);
+        assert_eq!(a.hash(), a.clone().hash());
+        assert_ne!(a.hash(), b.hash());
+        assert_ne!(
+            TokenHash::from_stored("ab".to_owned()),
+            TokenHash::from_stored("abc".to_owned())
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! | user | `USER#<id>` | `PROFILE` | id, email, name, password_hash, created_at |
 //! | email uniqueness | `EMAIL#<normalised email>` | `EMAIL` | user_id |
 //! | session | `SESSION#<sha256 of token>` | `SESSION` | user_id, expires_at (TTL, epoch seconds) |
+//! | login failures | `LOGINFAIL#<sha256 of normalised email>` | `LOGINFAIL` | failures, expires_at (TTL: the window's end) |
 //!
 //! The user and its email item are written in one transaction, each with `attribute_not_exists(pk)`,
 //! so two sign-ups with one email cannot both succeed whatever their timing. Login and the
@@ -22,15 +23,17 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::{
     Client,
     error::SdkError,
-    operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, Put, TransactWriteItem},
+    operation::{transact_write_items::TransactWriteItemsError, update_item::UpdateItemError},
+    types::{AttributeValue, Put, ReturnValue, TransactWriteItem},
 };
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
 pub use fault::{Fault, StoreError};
 pub use retry::{Deadline, Retrier, RetryPolicy};
 
-use crate::domain::{Email, PasswordHash, Session, TokenHash, User, UserId, UserName};
+use crate::domain::{
+    Email, FailureKey, LoginFailures, PasswordHash, Session, TokenHash, User, UserId, UserName,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -46,11 +49,12 @@ mod attr {
     pub const CREATED_AT: &str = "created_at";
     pub const USER_ID: &str = "user_id";
     pub const EXPIRES_AT: &str = "expires_at";
+    pub const FAILURES: &str = "failures";
 }
 
 /// The partition and sort keys of each item kind.
 pub mod keys {
-    use crate::domain::{Email, TokenHash, UserId};
+    use crate::domain::{Email, FailureKey, TokenHash, UserId};
 
     /// The user item's key.
     pub fn user(id: &UserId) -> (String, &'static str) {
@@ -63,6 +67,10 @@ pub mod keys {
     /// The session item's key.
     pub fn session(hash: &TokenHash) -> (String, &'static str) {
         (format!("SESSION#{}", hash.as_str()), "SESSION")
+    }
+    /// The login failure counter's key.
+    pub fn login_failures(key: &FailureKey) -> (String, &'static str) {
+        (format!("LOGINFAIL#{}", key.as_str()), "LOGINFAIL")
     }
     /// A key no item has, read by the health check.
     pub fn health_probe() -> (String, &'static str) {
@@ -92,6 +100,10 @@ pub struct Store {
 
 /// The kind of the error a create transaction fails with when the email item already exists.
 const EMAIL_TAKEN: &str = "EmailConditionFailed";
+
+/// The kind of the error an update of the login failure counter fails with when its condition
+/// (which window it counts into) does not hold.
+const WINDOW_CONDITION: &str = "WindowConditionFailed";
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -358,6 +370,156 @@ impl Store {
         }))
     }
 
+    /// The failed logins counted for `counter`, the window ended or not (the caller checks; TTL
+    /// deletes ended windows up to days late). Strongly consistent.
+    pub async fn login_failures(
+        &self,
+        counter: &FailureKey,
+        deadline: Deadline,
+    ) -> Result<Option<LoginFailures>, StoreError> {
+        const OP: &str = "GetItem login failures";
+        let Some(item) = self
+            .get(OP, keys::login_failures(counter), deadline)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let malformed = |what: &str| {
+            StoreError::permanent(
+                OP,
+                "malformed_item",
+                format!("login failure item has a malformed {what}"),
+            )
+        };
+        let failures = number(&item, attr::FAILURES)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| malformed(attr::FAILURES))?;
+        let expires_at = number(&item, attr::EXPIRES_AT)
+            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
+            .ok_or_else(|| malformed(attr::EXPIRES_AT))?;
+        Ok(Some(LoginFailures {
+            failures,
+            expires_at,
+        }))
+    }
+
+    /// Counts one failed login for `counter` at `now`, atomically, and returns the count in the window.
+    ///
+    /// One UpdateItem adds one to the counter of the current window, or starts a window of
+    /// `window` when there is none (`ADD` and `if_not_exists`, on the condition that no window has
+    /// ended). Only when an ended window's item is still there (TTL is late) does a second
+    /// UpdateItem restart it, on the condition that it has ended; if another failure restarted it
+    /// first, the first update is tried again. A retried update whose first answer was lost counts
+    /// twice: the limit errs on the side of the account.
+    pub async fn record_login_failure(
+        &self,
+        counter: &FailureKey,
+        now: DateTime<Utc>,
+        window: std::time::Duration,
+        deadline: Deadline,
+    ) -> Result<u32, StoreError> {
+        const OP: &str = "UpdateItem login failures";
+        let now_secs = now.timestamp();
+        let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let ends = now_secs.saturating_add(window_secs);
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let values = HashMap::from([
+            (":entity".to_owned(), s("login_failures")),
+            (":one".to_owned(), n(1)),
+            (":now".to_owned(), n(now_secs)),
+            (":ends".to_owned(), n(ends)),
+        ]);
+        let names = HashMap::from([
+            ("#failures".to_owned(), attr::FAILURES.to_owned()),
+            ("#expires".to_owned(), attr::EXPIRES_AT.to_owned()),
+            ("#entity".to_owned(), attr::ENTITY.to_owned()),
+        ]);
+        let count_in_window = (
+            "SET #entity = :entity, #expires = if_not_exists(#expires, :ends) ADD #failures :one",
+            "attribute_not_exists(pk) OR #expires > :now",
+        );
+        let restart_window = (
+            "SET #entity = :entity, #expires = :ends, #failures = :one",
+            "attribute_exists(pk) AND #expires <= :now",
+        );
+        for (update, condition) in [count_in_window, restart_window, count_in_window] {
+            let result = self
+                .retry
+                .run(OP, deadline, || {
+                    let request = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key(keys::login_failures(counter))))
+                        .update_expression(update)
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names.clone()))
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .return_values(ReturnValue::UpdatedNew);
+                    async move {
+                        match request.send().await {
+                            Ok(output) => Ok(output.attributes.unwrap_or_default()),
+                            Err(err) if update_condition_failed(&err) => {
+                                Err(StoreError::permanent(
+                                    OP,
+                                    WINDOW_CONDITION,
+                                    "the failure window's condition does not hold",
+                                ))
+                            }
+                            Err(err) => Err(StoreError::from_sdk(OP, err)),
+                        }
+                    }
+                })
+                .await;
+            match result {
+                Ok(attributes) => {
+                    return number(&attributes, attr::FAILURES)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| {
+                            StoreError::permanent(
+                                OP,
+                                "malformed_item",
+                                "login failure item has a malformed failures",
+                            )
+                        });
+                }
+                Err(err) if err.kind == WINDOW_CONDITION => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(StoreError::permanent(
+            OP,
+            WINDOW_CONDITION,
+            "the failure window kept changing under concurrent failures",
+        ))
+    }
+
+    /// Deletes the failure counter `counter` (after a successful login). Idempotent.
+    pub async fn clear_login_failures(
+        &self,
+        counter: &FailureKey,
+        deadline: Deadline,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "DeleteItem login failures";
+        let k = key(keys::login_failures(counter));
+        self.retry
+            .run(OP, deadline, || {
+                let request = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(k.clone()));
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| StoreError::from_sdk(OP, e))
+                }
+            })
+            .await
+    }
+
     /// A cheap data-plane read (an eventually consistent GetItem of a key that never exists, half a
     /// read unit), proving the table is reachable with our credentials. One attempt within
     /// `timeout`, no retry: a health check must answer fast and must not add load to a struggling
@@ -410,6 +572,13 @@ impl Store {
     }
 }
 
+fn number(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
 fn string(item: &Item, name: &str, op: &'static str) -> Result<String, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value.clone()),
@@ -432,4 +601,14 @@ fn email_condition_failed(
         }
         _ => false,
     }
+}
+
+/// An update's condition failed.
+fn update_condition_failed(
+    err: &SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
 }

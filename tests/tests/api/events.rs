@@ -24,7 +24,8 @@ fn expected(function: &str, case: &str) -> (u16, Option<&'static str>, usize) {
         )
         | ("login", "invalid_fields") => (422, Some("validation_error"), 0),
         ("login", "ok") => (200, None, 1),
-        ("login", "wrong_password" | "unknown_email") => (401, Some("invalid_credentials"), 0),
+        // A failed login is counted: the email's failure counter (LOGINFAIL#) is created.
+        ("login", "wrong_password" | "unknown_email") => (401, Some("invalid_credentials"), 1),
         ("get_user", "ok") => (200, None, 0),
         ("get_user", "no_token" | "invalid_token") => (401, Some("not_authenticated"), 0),
         ("get_user", "other_user" | "malformed_id") => (404, Some("not_found"), 0),

@@ -12,6 +12,7 @@ mod hostile_input;
 mod login;
 mod panics;
 mod resilience;
+mod security;
 mod telemetry;
 
 use api_tests::{Harness, event, functions};

@@ -58,10 +58,11 @@ async fn one_throttle_then_success_answers_200() {
     let reply = invoke_with(app, functions::login(), event("login", "ok")).await;
     assert_eq!(reply.status, 200, "{reply:#?}");
     assert_eq!(reply.body["token_type"], "Bearer");
-    // The email read twice (throttled, then answered), the user once, the session put once.
+    // The login failure counter read twice (throttled, then answered), the email and the user
+    // once each, the session put once.
     assert_eq!(
         proxy.calls("GetItem"),
-        3,
+        4,
         "{:?}",
         proxy.calls_by_operation()
     );
@@ -77,7 +78,7 @@ async fn one_throttle_then_success_answers_200() {
     assert_eq!(reply.metric("DynamoDbRetriesExhausted"), None);
     assert_eq!(
         reply.emf["DynamoDbLatency"].as_array().map(Vec::len),
-        Some(4),
+        Some(5),
         "one latency value per attempt"
     );
 }
@@ -106,7 +107,8 @@ async fn a_connection_reset_then_success_answers_200() {
     proxy.set_plan(Plan::first(1, Fault::Reset));
     let reply = invoke_with(app, functions::login(), event("login", "ok")).await;
     assert_eq!(reply.status, 200, "{reply:#?}");
-    assert_eq!(proxy.calls("GetItem"), 3);
+    // The counter (reset, then answered), the email, the user.
+    assert_eq!(proxy.calls("GetItem"), 4);
 }
 
 #[tokio::test]
