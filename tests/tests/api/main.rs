@@ -12,6 +12,7 @@ mod login;
 mod panics;
 mod resilience;
 mod telemetry;
+mod template;
 
 use api_tests::{Harness, event, functions};
 
