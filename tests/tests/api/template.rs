@@ -811,3 +811,21 @@ fn outputs_say_where_the_api_the_key_and_the_dashboard_are() {
         "{command}"
     );
 }
+
+#[test]
+fn release_builds_keep_unwinding() {
+    // `cargo lambda build --release` (what `sam build` runs) adds `panic = "abort"` unless the
+    // release profile sets `panic` itself; a panic must unwind to become a 500 in the contract shape.
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    let release = manifest
+        .split("\n[profile.release]\n")
+        .nth(1)
+        .expect("a [profile.release] in Cargo.toml");
+    let release = release.split("\n[").next().unwrap_or_default();
+    assert!(
+        release
+            .lines()
+            .any(|line| line.replace(' ', "") == "panic=\"unwind\""),
+        "[profile.release] sets panic = \"unwind\" explicitly"
+    );
+}
