@@ -21,11 +21,12 @@ invoke: ## With `make dev` running: run function FN on sample event EVENT (a RES
 test: ## Start a local DynamoDB, run every test, stop what was started.
 	scripts/test.sh
 
-lint: ## Formatting, clippy and cfn-lint on template.yaml, as CI runs them.
+lint: ## Formatting, clippy, cfn-lint and sam validate --lint on template.yaml, as CI runs them (offline).
 	scripts/venv.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	.venv/bin/cfn-lint template.yaml
+	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam validate --lint
 
 # cargo-lambda finds zig through the first `python3` on PATH, hence .venv/bin first. rust-cargolambda
 # is a beta build method in SAM, hence --beta-features. Not part of CI (5 to 9 minutes from clean).
