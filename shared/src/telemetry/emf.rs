@@ -43,6 +43,11 @@ pub const DIMENSION_SETS: &[&[&str]] = &[
     &["Service", "Function", "Route"],
 ];
 
+/// The namespace when `METRICS_NAMESPACE` is not set (template.yaml's `MetricsNamespace` default).
+pub const DEFAULT_NAMESPACE: &str = "UsersApi";
+/// The `Service` dimension when `SERVICE_NAME` is not set (template.yaml's `ServiceName` default).
+pub const DEFAULT_SERVICE: &str = "users-api";
+
 /// Where documents go and what they are labelled with.
 #[derive(Debug, Clone)]
 pub struct EmfConfig {
@@ -56,8 +61,8 @@ impl EmfConfig {
     /// Reads `METRICS_NAMESPACE` and `SERVICE_NAME`.
     pub fn from_env() -> Self {
         Self {
-            namespace: env_or("METRICS_NAMESPACE", "UsersApi"),
-            service: env_or("SERVICE_NAME", "users-api"),
+            namespace: env_or("METRICS_NAMESPACE", DEFAULT_NAMESPACE),
+            service: env_or("SERVICE_NAME", DEFAULT_SERVICE),
         }
     }
 

@@ -86,6 +86,53 @@ fn every_operation_documents_the_errors_a_client_can_meet() {
     );
 }
 
+/// The statuses of template.yaml's gateway responses.
+fn gateway_statuses() -> BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(api_tests::root().join("template.yaml")).expect("template.yaml");
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
+    let mut statuses = BTreeSet::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if let Some(responses) = resource["Properties"]["GatewayResponses"].as_mapping() {
+            for (_, response) in responses {
+                let status = &response["StatusCode"];
+                statuses.insert(
+                    status
+                        .as_str()
+                        .map(str::to_owned)
+                        .or_else(|| status.as_u64().map(|n| n.to_string()))
+                        .expect("a status code"),
+                );
+            }
+        }
+    }
+    statuses
+}
+
+#[test]
+fn every_status_the_gateway_can_answer_is_documented_for_every_operation() {
+    let statuses = gateway_statuses();
+    assert!(
+        statuses.contains("429") && statuses.contains("403"),
+        "{statuses:?}"
+    );
+    for (method, path) in openapi_routes() {
+        let responses = &document()["paths"][&path][method.to_ascii_lowercase()]["responses"];
+        for status in &statuses {
+            // An unknown route (404) and a failed authorizer (401; the API has none) are not answers
+            // of an operation.
+            if status == "404" || status == "401" {
+                continue;
+            }
+            assert!(
+                responses.get(status).is_some(),
+                "{method} {path}: the gateway can answer {status}, openapi.yaml does not say so"
+            );
+        }
+    }
+}
+
 #[test]
 #[should_panic(expected = "does not document 418")]
 fn an_undocumented_status_fails() {

@@ -14,6 +14,7 @@ mod panics;
 mod resilience;
 mod security;
 mod telemetry;
+mod template;
 
 use api_tests::{Harness, event, functions};
 

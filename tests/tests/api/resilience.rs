@@ -159,7 +159,7 @@ async fn persistent_throttling_answers_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn a_hang_answers_503_before_the_invocation_deadline() {
+async fn timing_a_hang_answers_503_before_the_invocation_deadline() {
     let (h, proxy, app) = setup().await;
     seed_ada(&h).await;
     proxy.set_plan(Plan::always(Fault::Hang));

@@ -188,7 +188,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 #[tokio::test]
-async fn an_unknown_email_and_a_wrong_password_take_the_same_time() {
+async fn timing_an_unknown_email_and_a_wrong_password_take_the_same_time() {
     const TRIES: usize = 15;
     let h = Harness::new().await;
     // One account per try, so no counter reaches the limit and every try does the same work.

@@ -534,7 +534,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 }
 
 #[tokio::test]
-async fn an_unreachable_sentry_does_not_slow_responses() {
+async fn timing_an_unreachable_sentry_does_not_slow_responses() {
     let endpoint = closed_endpoint();
     let sentry_closed = closed_endpoint().replace("http://", "http://publickey@") + "/42";
     let without = FunctionProcess::start(

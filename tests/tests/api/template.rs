@@ -1,0 +1,840 @@
+//! template.yaml, checked offline: cfn-lint; API Gateway's own errors on the contract; the
+//! dashboard and alarms against the metrics the shared crate emits; routes against functions/ and
+//! events/; function settings against the retry policy. Nothing here reaches AWS.
+//!
+//! The facts come from the code (`shared::metric::ALL`, `shared::telemetry::emf`, each function's
+//! `ROUTE`, `RetryPolicy::default()`), not from copies of it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    process::Command,
+    sync::OnceLock,
+    time::Duration,
+};
+
+use api_tests::{DEFAULT_INVOCATION_TIME, assert_valid_error_body, functions, root};
+use serde_json::Value as Json;
+use serde_yaml_ng::Value;
+use shared::{
+    Route, metric,
+    store::{RetryPolicy, retry::MIN_ATTEMPT_TIME},
+    telemetry::emf::{DEFAULT_NAMESPACE, DEFAULT_SERVICE, DIMENSION_SETS},
+};
+
+/// API Gateway's integration timeout (REST APIs, the default and usual maximum).
+const API_GATEWAY_TIMEOUT: Duration = Duration::from_secs(29);
+
+/// Every gateway response type API Gateway has (REST APIs). All are mapped, so the fixed status of
+/// DEFAULT_4XX / DEFAULT_5XX never replaces the status of a type it would otherwise stand for.
+const RESPONSE_TYPES: &[&str] = &[
+    "ACCESS_DENIED",
+    "API_CONFIGURATION_ERROR",
+    "AUTHORIZER_CONFIGURATION_ERROR",
+    "AUTHORIZER_FAILURE",
+    "BAD_REQUEST_BODY",
+    "BAD_REQUEST_PARAMETERS",
+    "DEFAULT_4XX",
+    "DEFAULT_5XX",
+    "EXPIRED_TOKEN",
+    "INTEGRATION_FAILURE",
+    "INTEGRATION_TIMEOUT",
+    "INVALID_API_KEY",
+    "INVALID_SIGNATURE",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "QUOTA_EXCEEDED",
+    "REQUEST_TOO_LARGE",
+    "RESOURCE_NOT_FOUND",
+    "THROTTLED",
+    "UNAUTHORIZED",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "WAF_FILTERED",
+];
+
+/// The request id API Gateway would put in `$context.requestId`.
+const SAMPLE_REQUEST_ID: &str = "c6af9ac6-7b61-11e6-9a41-93e8deadb001";
+
+/// `$context` variables a gateway response may use, with values API Gateway could give them.
+const SAMPLE_CONTEXT: &[(&str, &str)] = &[
+    ("$context.requestId", SAMPLE_REQUEST_ID),
+    ("$context.extendedRequestId", "Ab1CdEfGhIjKlM="),
+    ("$context.error.message", "Too Many Requests"),
+    ("$context.error.messageString", "\"Too Many Requests\""),
+    ("$context.error.responseType", "THROTTLED"),
+    ("$context.stage", "dev"),
+];
+
+fn template() -> &'static Value {
+    static TEMPLATE: OnceLock<Value> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let path = root().join("template.yaml");
+        let text = std::fs::read_to_string(&path).expect("template.yaml is readable");
+        serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
+    })
+}
+
+fn resources() -> &'static serde_yaml_ng::Mapping {
+    template()["Resources"]
+        .as_mapping()
+        .expect("template.yaml has Resources")
+}
+
+/// A short-form intrinsic (`!Ref X`) as (tag without `!`, value).
+fn intrinsic(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        )),
+        _ => None,
+    }
+}
+
+fn ref_name(value: &Value) -> Option<&str> {
+    match intrinsic(value) {
+        Some((tag, target)) if tag == "Ref" => target.as_str(),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("expected a scalar, found {other:?}"),
+    }
+}
+
+fn parameter_default(name: &str) -> String {
+    text(&template()["Parameters"][name]["Default"])
+}
+
+/// Resources of one type, as (logical id, resource).
+fn resources_of(kind: &str) -> Vec<(String, &'static Value)> {
+    resources()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| (text(id), r))
+        .collect()
+}
+
+/// A function property, falling back to Globals.Function.
+fn function_property<'a>(function: &'a Value, name: &str) -> &'a Value {
+    let own = &function["Properties"][name];
+    if own.is_null() {
+        &template()["Globals"]["Function"][name]
+    } else {
+        own
+    }
+}
+
+/// Every function crate's route, from the code.
+fn code_routes() -> BTreeMap<&'static str, Route> {
+    [
+        (functions::health().name, functions::health().route),
+        (
+            functions::create_user().name,
+            functions::create_user().route,
+        ),
+        (functions::login().name, functions::login().route),
+        (functions::get_user().name, functions::get_user().route),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// A function declared in template.yaml.
+#[derive(Debug)]
+struct TemplateFunction {
+    logical_id: String,
+    /// The crate, from `CodeUri: functions/<crate>`.
+    krate: String,
+    resource: &'static Value,
+    routes: Vec<(String, String, Option<bool>)>,
+}
+
+fn template_functions() -> Vec<TemplateFunction> {
+    resources_of("AWS::Serverless::Function")
+        .into_iter()
+        .map(|(logical_id, resource)| {
+            let code_uri = resource["Properties"]["CodeUri"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{logical_id}: CodeUri is a path"));
+            let krate = code_uri
+                .strip_prefix("functions/")
+                .unwrap_or_else(|| {
+                    panic!("{logical_id}: CodeUri {code_uri} is not functions/<name>")
+                })
+                .to_owned();
+            let routes = resource["Properties"]["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .filter(|(_, e)| e["Type"].as_str() == Some("Api"))
+                .map(|(_, e)| {
+                    let p = &e["Properties"];
+                    (
+                        text(&p["Method"]).to_ascii_uppercase(),
+                        text(&p["Path"]),
+                        p["Auth"]["ApiKeyRequired"].as_bool(),
+                    )
+                })
+                .collect();
+            TemplateFunction {
+                logical_id,
+                krate,
+                resource,
+                routes,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn cfn_lint_passes() {
+    let cfn_lint = root().join(".venv/bin/cfn-lint");
+    assert!(
+        cfn_lint.exists(),
+        "{} is missing: run the tests with `make test` (scripts/venv.sh installs it)",
+        cfn_lint.display()
+    );
+    let output = Command::new(&cfn_lint)
+        .arg("template.yaml")
+        .current_dir(root())
+        .output()
+        .expect("cfn-lint runs");
+    assert!(
+        output.status.success(),
+        "cfn-lint template.yaml failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_gateway_response_renders_to_a_contract_body() {
+    let responses = template()["Resources"]["UsersApi"]["Properties"]["GatewayResponses"]
+        .as_mapping()
+        .expect("UsersApi has GatewayResponses");
+    let configured: BTreeSet<String> = responses.keys().map(text).collect();
+    let expected: BTreeSet<String> = RESPONSE_TYPES.iter().map(|t| (*t).to_owned()).collect();
+    assert_eq!(
+        configured, expected,
+        "every gateway response type is mapped"
+    );
+
+    for (kind, response) in responses {
+        let kind = text(kind);
+        let status: u16 = text(&response["StatusCode"])
+            .parse()
+            .unwrap_or_else(|_| panic!("{kind}: StatusCode is a number"));
+        let headers = &response["ResponseParameters"]["Headers"];
+        assert_eq!(
+            headers["Content-Type"].as_str(),
+            Some("'application/json'"),
+            "{kind}: content-type"
+        );
+        assert_eq!(
+            headers["x-request-id"].as_str(),
+            Some("context.requestId"),
+            "{kind}: x-request-id is API Gateway's request id"
+        );
+        let templates = response["ResponseTemplates"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{kind}: ResponseTemplates"));
+        assert_eq!(templates.len(), 1, "{kind}: one template, application/json");
+        let mut body = templates
+            .get("application/json")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{kind}: an application/json template"))
+            .to_owned();
+        // API Gateway substitutes $context variables (the templates are not VTL).
+        for (variable, value) in SAMPLE_CONTEXT {
+            body = body.replace(variable, value);
+        }
+        assert!(
+            !body.contains('$'),
+            "{kind}: a variable this test cannot render: {body}"
+        );
+        let body: Json = serde_json::from_str(&body)
+            .unwrap_or_else(|err| panic!("{kind}: the rendered body is not JSON ({err}): {body}"));
+        assert_valid_error_body(&body);
+        assert_eq!(body["status"], status, "{kind}: body status = HTTP status");
+        assert_eq!(body["request_id"], SAMPLE_REQUEST_ID, "{kind}");
+
+        if status == 429 || status == 503 {
+            let retry_after = headers["Retry-After"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{kind}: a {status} carries Retry-After"));
+            let seconds = retry_after.trim_matches('\'');
+            assert!(
+                retry_after.starts_with('\'') && seconds.parse::<u32>().is_ok_and(|s| s > 0),
+                "{kind}: Retry-After is a quoted number of seconds, not {retry_after}"
+            );
+        }
+    }
+
+    let status_of = |kind: &str| text(&responses[kind]["StatusCode"]);
+    assert_eq!(status_of("THROTTLED"), "429");
+    assert_eq!(status_of("QUOTA_EXCEEDED"), "429");
+    // An unknown route: API Gateway says "Missing Authentication Token"; we say 404.
+    assert_eq!(status_of("MISSING_AUTHENTICATION_TOKEN"), "404");
+    assert_eq!(status_of("INTEGRATION_TIMEOUT"), "504");
+}
+
+/// A metric the dashboard or an alarm reads: namespace, name and dimensions (name → value).
+#[derive(Debug, Clone)]
+struct MetricUse {
+    source: String,
+    namespace: String,
+    name: String,
+    dimensions: BTreeMap<String, String>,
+}
+
+/// What `${...}` in the template's !Sub strings stands for, for the checks: parameters at their
+/// defaults, resources by logical id.
+fn substitute(template_text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template_text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e)
+            .expect("a closed ${...}");
+        let name = &rest[start + 2..end];
+        let value = if let Some(literal) = name.strip_prefix('!') {
+            format!("${{{literal}}}")
+        } else if name.starts_with("AWS::") {
+            format!("pseudo-{}", name.trim_start_matches("AWS::"))
+        } else if !template()["Parameters"][name].is_null() {
+            parameter_default(name)
+        } else {
+            let logical = name.split('.').next().unwrap_or(name);
+            assert!(
+                resources().contains_key(logical),
+                "${{{name}}} names no parameter or resource"
+            );
+            format!("resource-{name}")
+        };
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn dashboard() -> Json {
+    let (_, dashboard) = resources_of("AWS::CloudWatch::Dashboard")
+        .into_iter()
+        .next()
+        .expect("a dashboard");
+    let body = &dashboard["Properties"]["DashboardBody"];
+    let Some((tag, body)) = intrinsic(body) else {
+        panic!("DashboardBody is a !Sub")
+    };
+    assert_eq!(tag, "Sub");
+    let rendered = substitute(body.as_str().expect("!Sub of a string"));
+    serde_json::from_str(&rendered)
+        .unwrap_or_else(|err| panic!("the dashboard body is not JSON ({err}):\n{rendered}"))
+}
+
+fn dashboard_metrics() -> Vec<MetricUse> {
+    let mut found = Vec::new();
+    for widget in dashboard()["widgets"].as_array().expect("widgets") {
+        if widget["type"] != "metric" {
+            continue;
+        }
+        let title = widget["properties"]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for row in widget["properties"]["metrics"]
+            .as_array()
+            .expect("a metric widget lists metrics")
+        {
+            let row = row.as_array().expect("a metric row is an array");
+            let names: Vec<&str> = row.iter().map_while(Json::as_str).collect();
+            if names.is_empty() {
+                // An expression row: {"expression": ...}.
+                assert!(row[0]["expression"].is_string(), "{title}: {row:?}");
+                continue;
+            }
+            assert!(
+                !names.contains(&"."),
+                "{title}: write metric rows in full, without the \".\" shorthand"
+            );
+            assert!(
+                names.len() >= 2 && names.len().is_multiple_of(2),
+                "{title}: [namespace, name, (dimension, value)*]: {row:?}"
+            );
+            found.push(MetricUse {
+                source: format!("dashboard widget {title:?}"),
+                namespace: names[0].to_owned(),
+                name: names[1].to_owned(),
+                dimensions: names[2..]
+                    .chunks(2)
+                    .map(|pair| (pair[0].to_owned(), pair[1].to_owned()))
+                    .collect(),
+            });
+        }
+    }
+    found
+}
+
+/// An alarm's scalar: a literal, a !Ref to a parameter (its default) or a resource, or a !Sub.
+fn alarm_value(value: &Value) -> String {
+    match intrinsic(value) {
+        Some((tag, target)) if tag == "Ref" => {
+            let name = target.as_str().expect("!Ref of a name");
+            if template()["Parameters"][name].is_null() {
+                format!("resource-{name}")
+            } else {
+                parameter_default(name)
+            }
+        }
+        Some((tag, target)) if tag == "Sub" => substitute(target.as_str().expect("!Sub string")),
+        Some((tag, _)) => panic!("an alarm uses !{tag}, which this test does not read"),
+        None => text(value),
+    }
+}
+
+fn alarm_metrics() -> Vec<MetricUse> {
+    let mut found = Vec::new();
+    for (id, alarm) in resources_of("AWS::CloudWatch::Alarm") {
+        let p = &alarm["Properties"];
+        let mut metrics: Vec<&Value> = Vec::new();
+        if !p["MetricName"].is_null() {
+            metrics.push(p);
+        }
+        for query in p["Metrics"].as_sequence().into_iter().flatten() {
+            if !query["MetricStat"].is_null() {
+                metrics.push(&query["MetricStat"]["Metric"]);
+            }
+        }
+        assert!(!metrics.is_empty(), "{id} reads no metric");
+        for m in metrics {
+            found.push(MetricUse {
+                source: format!("alarm {id}"),
+                namespace: alarm_value(&m["Namespace"]),
+                name: alarm_value(&m["MetricName"]),
+                dimensions: m["Dimensions"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| (alarm_value(&d["Name"]), alarm_value(&d["Value"])))
+                    .collect(),
+            });
+        }
+    }
+    found
+}
+
+#[test]
+fn the_metrics_namespace_and_service_defaults_are_the_codes() {
+    assert_eq!(parameter_default("MetricsNamespace"), DEFAULT_NAMESPACE);
+    assert_eq!(parameter_default("ServiceName"), DEFAULT_SERVICE);
+    let env = &template()["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        ref_name(&env["METRICS_NAMESPACE"]),
+        Some("MetricsNamespace")
+    );
+    assert_eq!(ref_name(&env["SERVICE_NAME"]), Some("ServiceName"));
+}
+
+#[test]
+fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
+    let functions: BTreeSet<&str> = code_routes().keys().copied().collect();
+    let routes: BTreeSet<String> = code_routes()
+        .values()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let emitted: BTreeSet<&str> = metric::ALL.iter().map(|m| m.name).collect();
+    let dimension_sets: Vec<BTreeSet<&str>> = DIMENSION_SETS
+        .iter()
+        .map(|set| set.iter().copied().collect())
+        .collect();
+    let aws: BTreeMap<&str, BTreeSet<&str>> = [
+        ("AWS/ApiGateway", ["ApiName", "Stage"].into()),
+        ("AWS/Lambda", ["FunctionName"].into()),
+        ("AWS/DynamoDB", ["TableName", "Operation"].into()),
+    ]
+    .into();
+
+    let dashboard = dashboard_metrics();
+    let alarms = alarm_metrics();
+    for m in dashboard.iter().chain(&alarms) {
+        let what = format!("{}: {} {}", m.source, m.namespace, m.name);
+        if m.namespace == DEFAULT_NAMESPACE {
+            assert!(
+                emitted.contains(m.name.as_str()),
+                "{what}: not in shared::metric::ALL"
+            );
+            let names: BTreeSet<&str> = m.dimensions.keys().map(String::as_str).collect();
+            assert!(
+                dimension_sets.contains(&names),
+                "{what}: dimensions {names:?} are not one of emf::DIMENSION_SETS"
+            );
+            assert_eq!(m.dimensions["Service"], DEFAULT_SERVICE, "{what}");
+            if let Some(function) = m.dimensions.get("Function") {
+                assert!(
+                    functions.contains(function.as_str()),
+                    "{what}: no function {function}"
+                );
+            }
+            if let Some(route) = m.dimensions.get("Route") {
+                assert!(routes.contains(route), "{what}: no route {route}");
+            }
+        } else {
+            let allowed = aws
+                .get(m.namespace.as_str())
+                .unwrap_or_else(|| panic!("{what}: neither the EMF namespace nor an AWS one"));
+            for name in m.dimensions.keys() {
+                assert!(allowed.contains(name.as_str()), "{what}: dimension {name}");
+            }
+        }
+    }
+
+    // The other way round: everything the code emits is on the dashboard, and each function's
+    // requests, latency, 4xx, 5xx and cold starts are charted per function.
+    let charted = |name: &str, function: Option<&str>| {
+        dashboard.iter().any(|m| {
+            m.namespace == DEFAULT_NAMESPACE
+                && m.name == name
+                && function
+                    .is_none_or(|f| m.dimensions.get("Function").map(String::as_str) == Some(f))
+        })
+    };
+    for m in metric::ALL {
+        assert!(charted(m.name, None), "{} is not on the dashboard", m.name);
+    }
+    for function in &functions {
+        for m in [
+            metric::REQUESTS,
+            metric::LATENCY,
+            metric::ERRORS_4XX,
+            metric::ERRORS_5XX,
+            metric::COLD_START,
+        ] {
+            assert!(charted(m.name, Some(function)), "{} of {function}", m.name);
+        }
+    }
+
+    // The alarms the stack promises.
+    let alarmed = |namespace: &str, name: &str| {
+        alarms
+            .iter()
+            .any(|m| m.namespace == namespace && m.name == name)
+    };
+    assert!(
+        alarmed("AWS/ApiGateway", "5XXError"),
+        "an alarm on the 5xx rate"
+    );
+    assert!(
+        alarmed("AWS/ApiGateway", "Latency"),
+        "an alarm on p99 latency"
+    );
+    assert!(alarmed(
+        DEFAULT_NAMESPACE,
+        metric::DYNAMODB_RETRIES_EXHAUSTED.name
+    ));
+    assert!(alarmed(DEFAULT_NAMESPACE, metric::DYNAMODB_THROTTLES.name));
+    assert!(alarmed("AWS/Lambda", "Errors"), "an alarm on Lambda errors");
+}
+
+#[test]
+fn every_route_has_its_function_crate_and_sample_events_and_back() {
+    let code = code_routes();
+    let declared = template_functions();
+    let mut seen = BTreeSet::new();
+    for f in &declared {
+        let route = code
+            .get(f.krate.as_str())
+            .unwrap_or_else(|| panic!("{}: no function crate {}", f.logical_id, f.krate));
+        assert!(
+            root()
+                .join("functions")
+                .join(&f.krate)
+                .join("Cargo.toml")
+                .exists(),
+            "functions/{}/Cargo.toml",
+            f.krate
+        );
+        let events = std::fs::read_dir(root().join("events").join(&f.krate))
+            .map(|dir| dir.filter_map(Result::ok).count())
+            .unwrap_or(0);
+        assert!(events > 0, "events/{}/ has no sample events", f.krate);
+        assert_eq!(
+            f.routes
+                .iter()
+                .map(|(m, p, _)| (m.as_str(), p.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(route.method, route.path)],
+            "{}: the template's route is the crate's ROUTE",
+            f.logical_id
+        );
+        seen.insert(f.krate.clone());
+    }
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .expect("functions/")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        crates, seen,
+        "every crate under functions/ is deployed with a route"
+    );
+}
+
+#[test]
+fn api_keys_and_usage_plan_cover_every_route_but_health() {
+    let api = &template()["Resources"]["UsersApi"]["Properties"];
+    assert_eq!(api["Auth"]["ApiKeyRequired"].as_bool(), Some(true));
+    for f in template_functions() {
+        for (method, path, key) in &f.routes {
+            let open = *method == "GET" && path == "/health";
+            assert_eq!(
+                key.unwrap_or(true),
+                !open,
+                "{method} {path}: an API key is required on every route but GET /health"
+            );
+        }
+    }
+    let (_, plan) = resources_of("AWS::ApiGateway::UsagePlan")
+        .into_iter()
+        .next()
+        .expect("a usage plan");
+    let plan = &plan["Properties"];
+    assert!(!plan["Quota"]["Limit"].is_null() && !plan["Quota"]["Period"].is_null());
+    let number = |v: &Value| -> f64 { alarm_value(v).parse().expect("a number") };
+    let (rate, burst) = (
+        number(&plan["Throttle"]["RateLimit"]),
+        number(&plan["Throttle"]["BurstLimit"]),
+    );
+    let stage = &plan["ApiStages"][0];
+    assert_eq!(ref_name(&stage["ApiId"]), Some("UsersApi"));
+    let throttles = stage["Throttle"]
+        .as_mapping()
+        .expect("per-method throttles");
+    for route in [functions::login().route, functions::create_user().route] {
+        let key = format!("{}/{}", route.path, route.method);
+        let t = throttles
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("a per-method throttle for {key}"));
+        assert!(
+            number(&t["RateLimit"]) < rate && number(&t["BurstLimit"]) < burst,
+            "{key} is throttled more strictly than reads"
+        );
+    }
+    for key in throttles.keys().map(text) {
+        let (path, method) = key.rsplit_once('/').expect("<path>/<METHOD>");
+        assert!(
+            code_routes()
+                .values()
+                .any(|r| r.path == path && r.method == method),
+            "throttle {key} names no route"
+        );
+    }
+    assert!(
+        !resources_of("AWS::ApiGateway::ApiKey").is_empty()
+            && !resources_of("AWS::ApiGateway::UsagePlanKey").is_empty()
+    );
+}
+
+#[test]
+fn functions_are_built_run_and_limited_as_documented() {
+    // The worst a retried DynamoDB call can take (shared/src/store/retry.rs): every attempt timing
+    // out, the widest backoff before each retry, and the margin kept before the deadline.
+    let policy = RetryPolicy::default();
+    let mut backoff = Duration::ZERO;
+    for retry in 1..policy.max_attempts {
+        backoff += (policy.backoff_base * 2u32.pow(retry - 1)).min(policy.backoff_max);
+    }
+    let worst_call =
+        policy.attempt_timeout * policy.max_attempts + backoff + policy.deadline_margin;
+
+    let globals = &template()["Globals"]["Function"];
+    let global_timeout = globals["Timeout"].as_u64().expect("Globals Timeout");
+    assert_eq!(
+        Duration::from_secs(global_timeout),
+        DEFAULT_INVOCATION_TIME,
+        "the tests' invocation time is the functions' timeout"
+    );
+
+    for f in template_functions() {
+        let id = &f.logical_id;
+        let p = &f.resource["Properties"];
+        assert_eq!(
+            function_property(f.resource, "Runtime").as_str(),
+            Some("provided.al2023")
+        );
+        assert_eq!(
+            function_property(f.resource, "Architectures")[0].as_str(),
+            Some("arm64"),
+            "{id}"
+        );
+        assert_eq!(
+            function_property(f.resource, "Tracing").as_str(),
+            Some("Active")
+        );
+        assert_eq!(
+            f.resource["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+        assert!(
+            p["MemorySize"].as_u64().is_some(),
+            "{id}: memory sized per function"
+        );
+
+        let timeout = Duration::from_secs(
+            function_property(f.resource, "Timeout")
+                .as_u64()
+                .expect("a timeout"),
+        );
+        assert!(
+            timeout < API_GATEWAY_TIMEOUT,
+            "{id}: the function answers before API Gateway gives up"
+        );
+        assert!(
+            timeout > worst_call + MIN_ATTEMPT_TIME,
+            "{id}: {timeout:?} leaves no room for one retried DynamoDB call ({worst_call:?})"
+        );
+
+        // Its log group: /aws/lambda/<FunctionName>, with retention, referenced so it comes first.
+        let function_name = alarm_value(&p["FunctionName"]);
+        let log_group_id = ref_name(&p["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is a !Ref"));
+        let log_group = &resources()[log_group_id];
+        assert_eq!(log_group["Type"].as_str(), Some("AWS::Logs::LogGroup"));
+        assert_eq!(
+            alarm_value(&log_group["Properties"]["LogGroupName"]),
+            format!("/aws/lambda/{function_name}"),
+            "{id}"
+        );
+        assert!(
+            !log_group["Properties"]["RetentionInDays"].is_null(),
+            "{id}: retention"
+        );
+
+        // Least privilege: DynamoDB item reads and writes only, on the table only.
+        let mut actions = BTreeSet::new();
+        for policy in p["Policies"].as_sequence().expect("inline policies") {
+            for statement in policy["Statement"].as_sequence().expect("statements") {
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                let resource = &statement["Resource"];
+                assert!(
+                    matches!(intrinsic(resource), Some((ref tag, t)) if tag == "GetAtt" && t.as_str() == Some("UsersTable.Arn")),
+                    "{id}: a policy on the table only, not {resource:?}"
+                );
+                for action in statement["Action"]
+                    .as_sequence()
+                    .expect("a list of actions")
+                {
+                    actions.insert(text(action));
+                }
+            }
+        }
+        let expected: BTreeSet<String> = match f.krate.as_str() {
+            "health" | "get_user" => ["dynamodb:GetItem"].map(str::to_owned).into(),
+            "create_user" => ["dynamodb:GetItem", "dynamodb:PutItem"]
+                .map(str::to_owned)
+                .into(),
+            // Plus the per-account login limit: count failures, clear them on success.
+            "login" => [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ]
+            .map(str::to_owned)
+            .into(),
+            other => panic!("{other}: no expected permissions in this test: add them"),
+        };
+        assert_eq!(
+            actions, expected,
+            "{id}: the store calls it makes, nothing more"
+        );
+    }
+
+    let env = &globals["Environment"]["Variables"];
+    for name in [
+        "TABLE_NAME",
+        "STAGE",
+        "SERVICE_NAME",
+        "METRICS_NAMESPACE",
+        "SENTRY_DSN",
+    ] {
+        assert!(!env[name].is_null(), "{name} is set for every function");
+    }
+    assert_eq!(ref_name(&env["SENTRY_DSN"]), Some("SentryDsn"));
+    assert_eq!(
+        template()["Parameters"]["SentryDsn"]["NoEcho"].as_bool(),
+        Some(true)
+    );
+}
+
+#[test]
+fn the_table_is_kept_and_protected_on_production_stages() {
+    let table = &template()["Resources"]["UsersTable"];
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+    assert_eq!(
+        p["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some("expires_at")
+    );
+    assert_eq!(
+        p["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+    let on_prod = |value: &Value, then: &str| {
+        let Some((tag, args)) = intrinsic(value) else {
+            panic!("{value:?} is not an !If")
+        };
+        assert_eq!(tag, "If");
+        assert_eq!(args[0].as_str(), Some("IsProd"));
+        assert_eq!(text(&args[1]), then);
+    };
+    on_prod(&table["DeletionPolicy"], "Retain");
+    on_prod(&table["UpdateReplacePolicy"], "Retain");
+    on_prod(&p["DeletionProtectionEnabled"], "true");
+    let (tag, args) = intrinsic(&template()["Conditions"]["IsProd"]).expect("an IsProd condition");
+    assert_eq!(tag, "Equals");
+    assert_eq!(ref_name(&args[0]), Some("Stage"));
+}
+
+#[test]
+fn outputs_say_where_the_api_the_key_and_the_dashboard_are() {
+    let outputs = &template()["Outputs"];
+    assert!(alarm_value(&outputs["ApiUrl"]["Value"]).starts_with("https://"));
+    assert!(alarm_value(&outputs["DashboardUrl"]["Value"]).contains("#dashboards:name="));
+    let command = alarm_value(&outputs["GetApiKeyCommand"]["Value"]);
+    assert!(
+        command.starts_with("aws apigateway get-api-key --api-key resource-ApiKey")
+            && command.contains("--include-value"),
+        "{command}"
+    );
+}
+
+#[test]
+fn release_builds_keep_unwinding() {
+    // `cargo lambda build --release` (what `sam build` runs) adds `panic = "abort"` unless the
+    // release profile sets `panic` itself; a panic must unwind to become a 500 in the contract shape.
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    let release = manifest
+        .split("\n[profile.release]\n")
+        .nth(1)
+        .expect("a [profile.release] in Cargo.toml");
+    let release = release.split("\n[").next().unwrap_or_default();
+    assert!(
+        release
+            .lines()
+            .any(|line| line.replace(' ', "") == "panic=\"unwind\""),
+        "[profile.release] sets panic = \"unwind\" explicitly"
+    );
+}
