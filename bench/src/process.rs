@@ -14,8 +14,9 @@ use std::{
 use crate::runtime_api::RuntimeApi;
 
 /// The environment the bench passes on to the functions (the local DynamoDB's endpoint, table and
-/// dummy credentials, as `scripts/env.sh` sets them); nothing else of the bench's own environment
-/// reaches a function.
+/// dummy credentials, as `scripts/env.sh` sets them), and glibc's `MALLOC_ARENA_MAX` when set, to
+/// try allocator settings a function's environment in template.yaml could carry; nothing else of
+/// the bench's own environment reaches a function.
 pub const PASSED_THROUGH: &[&str] = &[
     "TABLE_NAME",
     "AWS_ENDPOINT_URL_DYNAMODB",
@@ -24,6 +25,7 @@ pub const PASSED_THROUGH: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_EC2_METADATA_DISABLED",
+    "MALLOC_ARENA_MAX",
 ];
 
 /// A running function process.
