@@ -7,10 +7,10 @@ EVENT ?= events/$(FN)/ok.json
 API_PORT ?= 9000
 FUZZ_SECONDS ?= 60
 
-.PHONY: help dev invoke test lint build deny audit fuzz venv clean-local
+.PHONY: help dev invoke test lint build deny audit fuzz venv clean-local bench bench-arm64
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 dev: ## Run the API locally on http://127.0.0.1:$(API_PORT) against a local DynamoDB (Ctrl-C stops both).
 	API_PORT=$(API_PORT) scripts/dev.sh
@@ -21,6 +21,13 @@ invoke: ## With `make dev` running: run function FN on sample event EVENT (a RES
 
 test: ## Start a local DynamoDB, run every test, stop what was started.
 	scripts/test.sh
+
+bench: ## Release builds; cold start, latency, memory, cost beside a bare baseline; micro-benchmarks (BENCHMARKS.md).
+	scripts/bench.sh $(BENCH_ARGS)
+
+bench-arm64: ## The arm64 release binaries (cargo lambda + zig, several minutes), whose sizes `make bench` reports.
+	scripts/venv.sh
+	PATH="$$PWD/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p health -p create_user -p login -p get_user -p lambda-bench --bin health --bin create_user --bin login --bin get_user --bin bare
 
 lint: ## Formatting, clippy, cfn-lint and sam validate --lint on template.yaml, as CI runs them (offline).
 	scripts/venv.sh
