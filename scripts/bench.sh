@@ -15,6 +15,9 @@ DYNAMODB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 state=.local/bench-$$
 source scripts/env.sh
 export TABLE_NAME=users-bench
+# As template.yaml sets it for every function (see the memory section of BENCHMARKS.md); set it
+# empty to measure glibc's default.
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-131072}
 
 # One cargo invocation for the functions and the tool, so `make bench` never builds the
 # dependencies twice with different feature sets.

@@ -26,6 +26,7 @@ pub const PASSED_THROUGH: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_EC2_METADATA_DISABLED",
     "MALLOC_ARENA_MAX",
+    "MALLOC_MMAP_THRESHOLD_",
 ];
 
 /// A running function process.

@@ -838,3 +838,11 @@ fn release_builds_keep_unwinding() {
         "[profile.release] sets panic = \"unwind\" explicitly"
     );
 }
+
+#[test]
+fn argon2_memory_is_returned_after_each_hash() {
+    // Without a fixed threshold glibc keeps each freed 19 MiB hash block resident: create_user
+    // peaked at 220 MiB in BENCHMARKS.md's run, about 47 MiB with it.
+    let variables = &template()["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(variables["MALLOC_MMAP_THRESHOLD_"].as_str(), Some("131072"));
+}
