@@ -17,7 +17,7 @@ dev: ## Run the API locally on http://127.0.0.1:$(API_PORT) against a local Dyna
 
 invoke: ## With `make dev` running: run function FN on sample event EVENT (a REST API v1 event).
 	scripts/venv.sh
-	.venv/bin/cargo-lambda lambda invoke $(FN) --invoke-port $(API_PORT) --data-file $(EVENT)
+	.venv/bin/cargo-lambda lambda invoke $(FN) --invoke-address 127.0.0.1 --invoke-port $$(( $(API_PORT) + 1 )) --data-file $(EVENT)
 
 test: ## Start a local DynamoDB, run every test, stop what was started.
 	scripts/test.sh

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""A dev-only API Gateway on 127.0.0.1 in front of `cargo lambda watch` (`make dev` starts both).
+
+    dev_gateway.py --port 9000 --invoke-port 9001
+
+`cargo lambda watch` runs and hot-reloads the functions, but its own router sends HTTP API (v2)
+events and answers by itself what it cannot route or encode. This gateway does what the deployed
+REST API does instead:
+
+- routes the real paths to the functions, using the routes of `[workspace.metadata.lambda.watch.router]`
+  in Cargo.toml (a test keeps them equal to openapi.yaml and template.yaml);
+- sends each function a REST (v1 proxy) event: path parameters filled, a `requestContext` with a
+  fresh request id and stage `local`, a body that is not UTF-8 base64-encoded, as API Gateway does;
+- invokes the function through watch's Lambda invoke API (`--invoke-port`);
+- answers what the gateway itself answers (an unknown route, a function that did not answer) with
+  the gateway responses of template.yaml, rendered the way API Gateway renders them: the same
+  contract body and `x-request-id` as in AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.server
+import json
+import re
+import signal
+import socketserver
+import sys
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = "local"
+# API Gateway REST's payload limit.
+MAX_PAYLOAD = 10 * 1024 * 1024
+
+
+def routes() -> list[tuple[str, re.Pattern, str, str]]:
+    """(method, path regex, resource template, function) from Cargo.toml's watch router."""
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"]
+    found = []
+    for template, targets in router.items():
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        for target in targets:
+            found.append((target["method"].upper(), re.compile(f"^{pattern}$"), template, target["function"]))
+    return found
+
+
+def gateway_responses() -> dict:
+    """template.yaml's gateway responses: type -> (status, body template)."""
+    import yaml  # from .venv (PyYAML)
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Api":
+            return {
+                kind: (int(spec["StatusCode"]), spec["ResponseTemplates"]["application/json"])
+                for kind, spec in resource["Properties"]["GatewayResponses"].items()
+            }
+    sys.exit("template.yaml has no AWS::Serverless::Api")
+
+
+class Gateway(http.server.BaseHTTPRequestHandler):
+    server_version = "users-api-dev-gateway"
+    routes: list = []
+    responses: dict = {}
+    invoke_port = 9001
+
+    def log_message(self, fmt, *args):  # quiet: the functions log each request
+        pass
+
+    def do_GET(self):
+        self.handle_any()
+
+    def do_POST(self):
+        self.handle_any()
+
+    def do_PUT(self):
+        self.handle_any()
+
+    def do_PATCH(self):
+        self.handle_any()
+
+    def do_DELETE(self):
+        self.handle_any()
+
+    # Any other method (HEAD, OPTIONS, TRACE, QUERY, ...): no route has it, so it gets the
+    # gateway's answer for an unknown route, as in AWS.
+    def __getattr__(self, name):
+        if name.startswith("do_"):
+            return self.handle_any
+        raise AttributeError(name)
+
+    def gateway_error(self, kind: str, request_id: str, message: str = "") -> None:
+        status, body = self.responses[kind]
+        body = body.replace("$context.requestId", request_id).replace(
+            "$context.error.messageString", json.dumps(message)
+        ).replace("$context.error.message", message)
+        self.send(status, {"Content-Type": "application/json", "x-request-id": request_id}, body.encode())
+
+    def send(self, status: int, headers: dict, body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def handle_any(self) -> None:
+        request_id = str(uuid.uuid4())
+        url = urllib.parse.urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD:
+            return self.gateway_error("REQUEST_TOO_LARGE", request_id)
+        raw = self.rfile.read(length) if length else b""
+        for method, pattern, resource, function in self.routes:
+            match = pattern.match(url.path)
+            if match and method == self.command:
+                break
+        else:
+            return self.gateway_error("MISSING_AUTHENTICATION_TOKEN", request_id)
+        event = self.event(resource, url, match.groupdict(), raw, request_id)
+        try:
+            answer = self.invoke(function, event)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            print(f"dev gateway: {function} did not answer: {err}", file=sys.stderr)
+            return self.gateway_error("INTEGRATION_FAILURE", request_id)
+        if not isinstance(answer, dict) or "statusCode" not in answer:
+            print(f"dev gateway: {function} failed: {answer}", file=sys.stderr)
+            return self.gateway_error("INTEGRATION_FAILURE", request_id)
+        headers = dict(answer.get("headers") or {})
+        for name, values in (answer.get("multiValueHeaders") or {}).items():
+            if values:
+                headers.setdefault(name, values[0])
+        body = answer.get("body") or ""
+        body = base64.b64decode(body) if answer.get("isBase64Encoded") else body.encode()
+        self.send(int(answer["statusCode"]), headers, body)
+
+    def event(self, resource: str, url, path_parameters: dict, raw: bytes, request_id: str) -> dict:
+        headers = {name: value for name, value in self.headers.items()}
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            multi_headers.setdefault(name, []).append(value)
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        try:
+            body, encoded = (raw.decode("utf-8"), False) if raw else (None, False)
+        except UnicodeDecodeError:
+            body, encoded = base64.b64encode(raw).decode(), True
+        return {
+            "resource": resource,
+            "path": url.path,
+            "httpMethod": self.command,
+            "headers": headers,
+            "multiValueHeaders": multi_headers,
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": {k: urllib.parse.unquote(v) for k, v in path_parameters.items()} or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": resource,
+                "httpMethod": self.command,
+                "path": f"/{STAGE}{url.path}",
+                "stage": STAGE,
+                "requestId": request_id,
+                "accountId": "000000000000",
+                "apiId": "local",
+                "protocol": "HTTP/1.1",
+                "identity": {"sourceIp": self.client_address[0], "userAgent": self.headers.get("User-Agent")},
+            },
+            "body": body,
+            "isBase64Encoded": encoded,
+        }
+
+    def invoke(self, function: str, event: dict):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.invoke_port}/2015-03-31/functions/{function}/invocations",
+            data=json.dumps(event).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        # The first request to a function compiles it: allow for that.
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read() or b"null")
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main() -> None:
+    # Ctrl-C stops the gateway even when the shell that started it ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--invoke-port", type=int, default=9001)
+    args = parser.parse_args()
+    Gateway.routes = routes()
+    Gateway.responses = gateway_responses()
+    Gateway.invoke_port = args.invoke_port
+    server = Server(("127.0.0.1", args.port), Gateway)
+    print(f"dev gateway on http://127.0.0.1:{args.port}, functions via cargo lambda watch on port {args.invoke_port}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
