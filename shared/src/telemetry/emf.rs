@@ -7,12 +7,13 @@
 //! concurrently by one process (Lambda Managed Instances) never mix their metrics. A value
 //! recorded outside any invocation is dropped.
 //!
-//! Why not `metrics_cloudwatch_embedded` (0.10): it keeps one process-wide collector that it
-//! flushes per invocation, so concurrent invocations in one process would share and split each
-//! other's values; it emits a single dimension set per document (we want per-service, per-function
-//! and per-route views from one document); and it cannot attach the contract's `request_id` of the
-//! invocation that produced a value. Those are this module's whole reason to exist; the document
-//! format is small and is validated against the EMF specification's schema in the tests.
+//! Why not `metrics_cloudwatch_embedded` (0.10): it keeps one process-wide collector, which its
+//! Lambda integration flushes after each invocation, with the request id set as a property on that
+//! same collector. With concurrent invocations in one process (Lambda Managed Instances) two
+//! invocations would share the collector: each document would carry the other's values and one of
+//! the two request ids. Its dimensions are static defaults plus metric labels; we want the same
+//! values under three dimension sets (service, function, route) in one document. The document
+//! format is small, and is validated against the EMF specification's schema in the tests.
 //!
 //! Limits of the specification kept here: at most 100 metrics per directive (we define fewer, see
 //! [`crate::metric::ALL`]), at most 30 dimensions per set (we use 3), at most 100 values per metric
