@@ -253,21 +253,7 @@ impl Store {
         };
         UserId::parse(&string(&item, attr::USER_ID, OP)?)
             .map(Some)
-            .ok_or_else(|| {
-                StoreError::permanent(OP, "malformed_item", "email item has a malformed user_id")
-            })
-    }
-
-    /// The user with this email, read through the email item (strongly consistent).
-    pub async fn user_by_email(
-        &self,
-        email: &Email,
-        deadline: Deadline,
-    ) -> Result<Option<User>, StoreError> {
-        match self.email_owner(email, deadline).await? {
-            Some(user_id) => self.user_by_id(&user_id, deadline).await,
-            None => Ok(None),
-        }
+            .ok_or_else(|| malformed(OP, "email", attr::USER_ID))
     }
 
     /// The user with this id (strongly consistent).
@@ -280,13 +266,7 @@ impl Store {
         let Some(item) = self.get(OP, keys::user(id), deadline).await? else {
             return Ok(None);
         };
-        let malformed = |what: &str| {
-            StoreError::permanent(
-                OP,
-                "malformed_item",
-                format!("user item has a malformed {what}"),
-            )
-        };
+        let malformed = |what| malformed(OP, "user", what);
         let created_at = DateTime::parse_from_rfc3339(&string(&item, attr::CREATED_AT, OP)?)
             .map_err(|_| malformed(attr::CREATED_AT))?
             .with_timezone(&Utc);
@@ -346,23 +326,12 @@ impl Store {
         let Some(item) = self.get(OP, keys::session(hash), deadline).await? else {
             return Ok(None);
         };
-        let malformed = |what: &str| {
-            StoreError::permanent(
-                OP,
-                "malformed_item",
-                format!("session item has a malformed {what}"),
-            )
-        };
+        let malformed = |what| malformed(OP, "session", what);
         let user_id = UserId::parse(&string(&item, attr::USER_ID, OP)?)
             .ok_or_else(|| malformed(attr::USER_ID))?;
-        let expires_at = match item.get(attr::EXPIRES_AT) {
-            Some(AttributeValue::N(n)) => n
-                .parse::<i64>()
-                .ok()
-                .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
-                .ok_or_else(|| malformed(attr::EXPIRES_AT))?,
-            _ => return Err(malformed(attr::EXPIRES_AT)),
-        };
+        let expires_at = number(&item, attr::EXPIRES_AT)
+            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
+            .ok_or_else(|| malformed(attr::EXPIRES_AT))?;
         Ok(Some(Session {
             token_hash: hash.clone(),
             user_id,
@@ -384,13 +353,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let malformed = |what: &str| {
-            StoreError::permanent(
-                OP,
-                "malformed_item",
-                format!("login failure item has a malformed {what}"),
-            )
-        };
+        let malformed = |what| malformed(OP, "login failure", what);
         let failures = number(&item, attr::FAILURES)
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| malformed(attr::FAILURES))?;
@@ -475,13 +438,7 @@ impl Store {
                 Ok(attributes) => {
                     return number(&attributes, attr::FAILURES)
                         .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| {
-                            StoreError::permanent(
-                                OP,
-                                "malformed_item",
-                                "login failure item has a malformed failures",
-                            )
-                        });
+                        .ok_or_else(|| malformed(OP, "login failure", attr::FAILURES));
                 }
                 Err(err) if err.kind == WINDOW_CONDITION => continue,
                 Err(err) => return Err(err),
@@ -577,6 +534,16 @@ fn number(item: &Item, name: &str) -> Option<i64> {
         Some(AttributeValue::N(n)) => n.parse().ok(),
         _ => None,
     }
+}
+
+/// An item of `kind` whose attribute `what` is missing or does not parse: a bug or a hand-edited
+/// item, never worth a retry.
+fn malformed(op: &'static str, kind: &str, what: &str) -> StoreError {
+    StoreError::permanent(
+        op,
+        "malformed_item",
+        format!("{kind} item has a malformed {what}"),
+    )
 }
 
 fn string(item: &Item, name: &str, op: &'static str) -> Result<String, StoreError> {
