@@ -6,6 +6,10 @@
 //!   each function's memory from template.yaml; unit-tested, never timed.
 
 pub mod cost;
+/// The loopback HTTP server the tests' stand-ins use, shared as source: one server for both.
+#[allow(clippy::expect_used)]
+#[path = "../../tests/src/http_server.rs"]
+pub mod http_server;
 pub mod process;
 pub mod runtime_api;
 pub mod stats;

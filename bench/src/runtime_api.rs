@@ -15,10 +15,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::{Request, Response};
 use serde_json::Value;
+
+use crate::http_server::{self, HttpResponse, respond};
 use tokio::sync::{Notify, oneshot};
 
 /// The Runtime API's path prefix.
@@ -96,38 +97,13 @@ impl std::fmt::Debug for RuntimeApi {
 impl RuntimeApi {
     /// Serves on a free loopback port until the bench ends.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
         let state = Arc::new(State::default());
         let shared = Arc::clone(&state);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let state = Arc::clone(&state);
-                        async move {
-                            let (parts, body) = request.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            Ok::<_, std::convert::Infallible>(
-                                route(&state, Request::from_parts(parts, body)).await,
-                            )
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let address = http_server::serve(move |request| {
+            let state = Arc::clone(&shared);
+            Box::pin(async move { route(&state, request).await })
+        })
+        .await;
         Ok(Self { address, state })
     }
 
@@ -183,14 +159,6 @@ impl RuntimeApi {
     pub fn init_error(&self) -> Option<String> {
         lock(&self.state.init_error).clone()
     }
-}
-
-type HttpResponse = Response<Full<Bytes>>;
-
-fn respond(status: u16, body: &'static str) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-    response
 }
 
 async fn route(state: &State, request: Request<Bytes>) -> HttpResponse {

@@ -31,6 +31,8 @@ where
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            // Small request/response exchanges: no Nagle delay (the bench times them).
+            let _ = stream.set_nodelay(true);
             let handler = Arc::clone(&handler);
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
