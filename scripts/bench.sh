@@ -11,10 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/venv.sh
 
-DYNAMODB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-state=.local/bench-$$
-source scripts/env.sh
-export TABLE_NAME=users-bench
 # As template.yaml sets it for every function (see the memory section of BENCHMARKS.md); set it
 # empty to measure glibc's default.
 export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-131072}
@@ -23,9 +19,7 @@ export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-131072}
 # dependencies twice with different feature sets.
 cargo build --release -p health -p create_user -p login -p get_user -p lambda-bench --bins
 
-python scripts/local_dynamodb.py start --port "$DYNAMODB_PORT" --state-dir "$state"
-trap 'python scripts/local_dynamodb.py stop --state-dir "$state"; rm -rf "$state"' EXIT
-python scripts/create_table.py --endpoint "$AWS_ENDPOINT_URL_DYNAMODB" --table "$TABLE_NAME"
+source scripts/run_local_dynamodb.sh bench
 
 target/release/lambda-bench "$@"
 

@@ -6,14 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/venv.sh
 
-DYNAMODB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-state=.local/test-$$
-source scripts/env.sh
-export TABLE_NAME=users-test
-
-python scripts/local_dynamodb.py start --port "$DYNAMODB_PORT" --state-dir "$state"
-trap 'python scripts/local_dynamodb.py stop --state-dir "$state"; rm -rf "$state"' EXIT
-python scripts/create_table.py --endpoint "$AWS_ENDPOINT_URL_DYNAMODB" --table "$TABLE_NAME"
+source scripts/run_local_dynamodb.sh test
 
 # The telemetry tests run the function binaries as Lambda would: build them first.
 cargo build --workspace --bins
