@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -176,6 +177,9 @@ def main() -> None:
             dev.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
+    # Passed: its server state and log are not worth keeping (a failure keeps both for reading).
+    shutil.rmtree(ROOT / ".local" / f"dev-{db_port}", ignore_errors=True)
+    Path(log.name).unlink(missing_ok=True)
     print("smoke: the README walk-through works against make dev")
 
 
