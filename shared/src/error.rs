@@ -76,6 +76,13 @@ pub enum ApiError {
     #[error("{0} not found")]
     NotFound(&'static str),
 
+    /// 405: the route does not serve this method; `Allow` names the ones it does.
+    #[error("Method not allowed")]
+    MethodNotAllowed {
+        /// The one method the function serves (`OPTIONS`, answered for CORS, is added to `Allow`).
+        allow: &'static str,
+    },
+
     /// 409: a user with this email already exists.
     #[error("User already exists")]
     UserExists,
@@ -140,6 +147,7 @@ impl ApiError {
         match self {
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UserExists => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -156,6 +164,7 @@ impl ApiError {
             Self::Unauthenticated => "not_authenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UserExists => "user_exists",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -210,6 +219,11 @@ impl ApiError {
         }
         if matches!(self, Self::Unauthenticated) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::MethodNotAllowed { allow } = self
+            && let Ok(value) = HeaderValue::from_str(&format!("{allow}, OPTIONS"))
+        {
+            headers.insert(header::ALLOW, value);
         }
         response::set_request_id(&mut response, request_id);
         debug_assert!(response.headers().contains_key(REQUEST_ID_HEADER));
@@ -278,6 +292,11 @@ mod tests {
             (ApiError::InvalidCredentials, 401, "invalid_credentials"),
             (ApiError::NotFound("User"), 404, "not_found"),
             (ApiError::UserExists, 409, "user_exists"),
+            (
+                ApiError::MethodNotAllowed { allow: "POST" },
+                405,
+                "method_not_allowed",
+            ),
             (
                 ApiError::PayloadTooLarge { limit: 10 },
                 413,
@@ -371,6 +390,14 @@ mod tests {
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers["retry-after"], "900");
         assert_eq!(body["code"], "too_many_attempts");
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_methods() {
+        let (status, headers, body) = render(ApiError::MethodNotAllowed { allow: "POST" });
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers["allow"], "POST, OPTIONS");
+        assert_eq!(body["detail"], "Method not allowed");
     }
 
     #[test]

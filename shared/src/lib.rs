@@ -7,6 +7,7 @@
 //! - [`request`] and [`json`]: what a handler sees of a request; body limits, content type, JSON
 //!   parsing into domain types with per-field errors.
 //! - [`response`]: JSON responses and the headers every response carries.
+//! - [`cors`]: which browser origins may read the answers (tower-http's CORS layer, configured).
 //! - [`domain`]: emails, names, passwords (Argon2id), sessions, users, the login limit.
 //! - [`store`]: the DynamoDB table and how its failures are classified.
 //! - [`app`] and [`config`]: state built once per cold start.
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod config;
+pub mod cors;
 pub mod domain;
 pub mod error;
 pub mod json;

@@ -15,11 +15,15 @@ use std::{
 };
 
 use futures::FutureExt as _;
+use http::Method;
 use lambda_http::{Body, Request, Response};
+use tower::util::Either;
+use tower_http::cors::Cors;
 use tracing::Instrument as _;
 
 use crate::{
     app::App,
+    cors::AllowedOrigins,
     error::{ApiError, BoxError},
     request::{ApiRequest, Invocation, Route},
     response::set_common_headers,
@@ -53,7 +57,8 @@ where
 /// inside a [`TelemetryLayer`].
 ///
 /// A configuration error does not stop the process: every request is then answered with a 500 in
-/// the contract shape and the cause is logged, instead of API Gateway's own 502.
+/// the contract shape (with the CORS headers of the origins that parsed) and the cause is logged,
+/// instead of API Gateway's own 502.
 pub async fn run<H: Handler>(
     function: &'static str,
     route: Route,
@@ -61,18 +66,43 @@ pub async fn run<H: Handler>(
 ) -> Result<(), BoxError> {
     let stage = std::env::var("STAGE").unwrap_or_else(|_| "local".to_owned());
     let _sentry = telemetry::init(&stage);
-    let app = App::from_env().await.map_err(|err| {
+    let (origins, invalid_origins) = AllowedOrigins::from_env();
+    let app = match invalid_origins.into_iter().next() {
+        Some(invalid) => Err(BoxError::from(invalid)),
+        None => App::from_env().await,
+    };
+    let app = app.map_err(|err| {
         tracing::error!(
             error = &*err as &dyn std::error::Error,
             "function configuration failed; every request will get a 500"
         );
         Arc::<str>::from(err.to_string())
     });
-    let service = ApiService::new(function, route, app.map(Arc::new), handler);
-    lambda_http::runtime_concurrent(service)
-        .layer(TelemetryLayer::new(function, route))
-        .run_concurrent()
-        .await
+    lambda_http::runtime_concurrent(service(
+        function,
+        route,
+        app.map(Arc::new),
+        handler,
+        &origins,
+    ))
+    .layer(TelemetryLayer::new(function, route))
+    .run_concurrent()
+    .await
+}
+
+/// The service a function runs: [`ApiService`], inside tower-http's CORS layer when `origins`
+/// allows any (see [`crate::cors`]). The tests serve requests through this same function.
+pub fn service<H: Handler>(
+    function: &'static str,
+    route: Route,
+    app: Result<Arc<App>, Arc<str>>,
+    handler: H,
+    origins: &AllowedOrigins,
+) -> Either<Cors<ApiService<H>>, ApiService<H>> {
+    let method = Method::from_bytes(route.method.as_bytes()).unwrap_or(Method::GET);
+    tower::ServiceBuilder::new()
+        .option_layer(origins.layer(method))
+        .service(ApiService::new(function, route, app, handler))
 }
 
 /// The tower service behind every function.
@@ -171,6 +201,13 @@ async fn serve<H: Handler>(
             "invocation started"
         );
         let outcome = AssertUnwindSafe(async {
+            if method.as_str() != invocation.route.method {
+                // API Gateway answers undeclared methods itself; this is the same answer for a
+                // request that reaches the function anyway.
+                return Err(ApiError::MethodNotAllowed {
+                    allow: invocation.route.method,
+                });
+            }
             match app {
                 Ok(app) => {
                     handler

@@ -31,7 +31,7 @@ use lambda_http::{Adapter, request::LambdaRequest};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use shared::{
-    App, Route, config::Config, runtime::ApiService, runtime::Handler, store::Store,
+    App, Route, config::Config, cors::AllowedOrigins, runtime::Handler, store::Store,
     telemetry::Scope,
 };
 use tower::ServiceExt as _;
@@ -287,12 +287,27 @@ pub async fn invoke_with<H: Handler>(app: Arc<App>, function: Function<H>, event
     invoke_with_deadline(app, function, event, DEFAULT_INVOCATION_TIME).await
 }
 
+/// The origin list every in-process invocation is served with (as `CORS_ALLOW_ORIGINS`).
+pub const TEST_ALLOWED_ORIGINS: &str = "https://app.example.com,http://localhost:*";
+
 /// As [`invoke_with`], with the Lambda context's deadline `time_left` from now.
 pub async fn invoke_with_deadline<H: Handler>(
     app: Arc<App>,
     function: Function<H>,
     event: Value,
     time_left: Duration,
+) -> Reply {
+    serve(Ok(app), function, event, time_left, TEST_ALLOWED_ORIGINS).await
+}
+
+/// Runs one event through `shared::runtime::service`, as `shared::run` builds it: `app` is the
+/// outcome of start-up (an `Err` is a misconfigured function), `origins` its `CORS_ALLOW_ORIGINS`.
+pub async fn serve<H: Handler>(
+    app: Result<Arc<App>, Arc<str>>,
+    function: Function<H>,
+    event: Value,
+    time_left: Duration,
+    origins: &str,
 ) -> Reply {
     let request: LambdaRequest =
         serde_json::from_value(event.clone()).expect("the event is an API Gateway event");
@@ -310,7 +325,15 @@ pub async fn invoke_with_deadline<H: Handler>(
         function.name
     );
     let lambda_request_id = context.request_id.clone();
-    let service = ApiService::new(function.name, function.route, Ok(app), function.handler);
+    let (origins, invalid) = AllowedOrigins::parse(origins);
+    assert!(invalid.is_empty(), "{invalid:?}");
+    let service = shared::runtime::service(
+        function.name,
+        function.route,
+        app,
+        function.handler,
+        &origins,
+    );
     let adapter = Adapter::from(service);
     // The scope the runtime layer would open; its EMF document is kept instead of printed.
     let scope = Scope::new(function.name, function.route, &lambda_request_id, None);
@@ -319,7 +342,7 @@ pub async fn invoke_with_deadline<H: Handler>(
         .await
         .unwrap_or_else(|never| match never {});
     let wire = serde_json::to_value(&response).expect("the response serialises");
-    let mut reply = Reply::from_wire(wire, event, lambda_request_id);
+    let mut reply = Reply::from_wire(wire, event, lambda_request_id, &origins);
     reply.emf = scope.document();
     reply
 }
@@ -400,7 +423,12 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn from_wire(wire: Value, event: Value, lambda_request_id: String) -> Self {
+    fn from_wire(
+        wire: Value,
+        event: Value,
+        lambda_request_id: String,
+        origins: &AllowedOrigins,
+    ) -> Self {
         let status = wire["statusCode"]
             .as_u64()
             .and_then(|s| u16::try_from(s).ok())
@@ -422,6 +450,7 @@ impl Reply {
             Some("nosniff"),
             "{headers:#?}"
         );
+        assert_cors(&event, &headers, origins);
         let text = wire["body"].as_str().unwrap_or_default().to_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         // Every response the suite sees is held to openapi.yaml.
@@ -507,6 +536,69 @@ impl Reply {
             })
             .unwrap_or_default()
     }
+}
+
+/// The request's `Origin` header, if the event has one.
+pub fn origin_of(event: &Value) -> Option<&str> {
+    event["headers"]
+        .as_object()?
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("origin"))
+        .and_then(|(_, value)| value.as_str())
+}
+
+/// Asserts the CORS headers of a response to `event`: an allowed `Origin` is echoed and can read
+/// every contract header; any other origin, or none, gets no allow header; no credentials ever;
+/// and with an empty list, no CORS header at all.
+pub fn assert_cors(event: &Value, headers: &BTreeMap<String, String>, origins: &AllowedOrigins) {
+    let origin = origin_of(event);
+    let allow_origin = headers
+        .get("access-control-allow-origin")
+        .map(String::as_str);
+    assert!(
+        !headers.contains_key("access-control-allow-credentials"),
+        "bearer tokens, not cookies: {headers:#?}"
+    );
+    if origins.is_empty() {
+        let cors: Vec<_> = headers
+            .keys()
+            .filter(|name| name.starts_with("access-control-"))
+            .collect();
+        assert!(
+            cors.is_empty(),
+            "no CORS headers when no origin is allowed: {cors:?}"
+        );
+        return;
+    }
+    match origin {
+        Some(origin) if origins.allows(origin.as_bytes()) => {
+            assert_eq!(allow_origin, Some(origin), "{headers:#?}");
+            let exposed = headers
+                .get("access-control-expose-headers")
+                .map(|v| {
+                    v.split(',')
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for name in shared::cors::EXPOSED_HEADERS {
+                assert!(
+                    exposed.iter().any(|e| e == name),
+                    "{name} is not exposed: {headers:#?}"
+                );
+            }
+        }
+        _ => assert_eq!(
+            allow_origin, None,
+            "{origin:?} is not allowed: {headers:#?}"
+        ),
+    }
+    assert!(
+        headers
+            .get("vary")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("origin")),
+        "the answer depends on Origin: {headers:#?}"
+    );
 }
 
 /// Asserts that `body` is a valid error body of the contract (openapi.yaml's `Error`).

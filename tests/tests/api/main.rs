@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod contract;
+mod cors;
 mod create_user;
 mod events;
 mod get_user;
