@@ -21,6 +21,9 @@ trap 'exit 130' INT TERM
 python scripts/create_table.py --endpoint "$AWS_ENDPOINT_URL_DYNAMODB" --table "$TABLE_NAME"
 
 export TABLE_NAME STAGE=local LOG_FORMAT=${LOG_FORMAT:-pretty}
+# Browser pages allowed to call the local API (the functions and the dev gateway read it): by
+# default a frontend dev server on any loopback port. Set it to an exact list to try a deploy's.
+export CORS_ALLOW_ORIGINS=${CORS_ALLOW_ORIGINS-http://localhost:*,http://127.0.0.1:*}
 # Locally the stage is not in the URL, so keep it out of the paths the functions see (Location).
 export AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true
 # cargo lambda watch runs and hot-reloads the functions; scripts/dev_gateway.py, in front of it, is

@@ -14,13 +14,21 @@ REST API does instead:
 - invokes the function through watch's Lambda invoke API (`--invoke-port`);
 - answers what the gateway itself answers (an unknown route, a function that did not answer) with
   the gateway responses of template.yaml, rendered the way API Gateway renders them: the same
-  contract body and `x-request-id` as in AWS.
+  contract body and `x-request-id` as in AWS;
+- answers a method a known path does not declare with template.yaml's 405 (`Allow`, the contract
+  body), and `OPTIONS`, the CORS preflight, by itself, as API Gateway's mock integrations do;
+- adds the CORS headers to its own answers for an origin on `CORS_ALLOW_ORIGINS` (the functions
+  add theirs). `make dev` allows `http://localhost:*` and `http://127.0.0.1:*` by default (any
+  port: a frontend dev server picks its own); the rules are shared/src/cors.rs's. One difference
+  from AWS: with several origins, API Gateway's own error answers carry `*` (see template.yaml),
+  while this gateway checks the list for them too.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import os
 import http.server
 import json
 import re
@@ -38,6 +46,34 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 # API Gateway REST's payload limit.
 MAX_PAYLOAD = 10 * 1024 * 1024
+# What a preflight is told (template.yaml's OPTIONS mocks; shared/src/cors.rs for the functions).
+ALLOWED_REQUEST_HEADERS = "content-type,authorization,x-api-key,idempotency-key"
+EXPOSED_HEADERS = "x-request-id,retry-after,location,www-authenticate,idempotent-replayed"
+MAX_AGE = "600"
+
+
+class Origins:
+    """CORS_ALLOW_ORIGINS: exact origins, or `scheme://host:*` for that host on any port."""
+
+    def __init__(self, listed: str) -> None:
+        self.exact: set[str] = set()
+        self.any_port: list[str] = []
+        for entry in (e.strip() for e in listed.split(",")):
+            if not entry:
+                continue
+            if not re.fullmatch(r"https?://[a-z0-9.-]+(:([0-9]{1,5}|\*))?", entry):
+                sys.exit(f"dev gateway: CORS_ALLOW_ORIGINS: {entry!r} is not an origin (scheme://host[:port], lowercase)")
+            if entry.endswith(":*"):
+                self.any_port.append(entry[:-1])
+            else:
+                self.exact.add(entry)
+
+    def allows(self, origin: str | None) -> bool:
+        if not origin:
+            return False
+        if origin in self.exact:
+            return True
+        return any(origin.startswith(p) and re.fullmatch(r"[0-9]{1,5}", origin[len(p):]) for p in self.any_port)
 
 
 def routes() -> list[tuple[str, re.Pattern, str, str]]:
@@ -52,28 +88,46 @@ def routes() -> list[tuple[str, re.Pattern, str, str]]:
     return found
 
 
-def gateway_responses() -> dict:
-    """template.yaml's gateway responses: type -> (status, body template)."""
+def rest_api() -> dict:
+    """The properties of template.yaml's AWS::Serverless::Api (a `!Sub` keeps its text)."""
     import yaml  # from .venv (PyYAML)
 
     class Loader(yaml.SafeLoader):
         pass
 
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node) if suffix == "Sub" and isinstance(node, yaml.ScalarNode) else None)
     template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
     for resource in template["Resources"].values():
         if resource.get("Type") == "AWS::Serverless::Api":
-            return {
-                kind: (int(spec["StatusCode"]), spec["ResponseTemplates"]["application/json"])
-                for kind, spec in resource["Properties"]["GatewayResponses"].items()
-            }
+            return resource["Properties"]
     sys.exit("template.yaml has no AWS::Serverless::Api")
+
+
+def gateway_responses(api: dict) -> dict:
+    """template.yaml's gateway responses: type -> (status, body template)."""
+    return {
+        kind: (int(spec["StatusCode"]), spec["ResponseTemplates"]["application/json"])
+        for kind, spec in api["GatewayResponses"].items()
+    }
+
+
+def method_not_allowed_bodies(api: dict) -> dict[str, str]:
+    """Per path, the body of template.yaml's ANY mock (its 405), without the mapping template's
+    directives (`#set`, `#if`, ...): what API Gateway renders for an undeclared method."""
+    bodies = {}
+    for path, methods in api["DefinitionBody"]["paths"].items():
+        integration = methods["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
+        template = integration["responses"]["default"]["responseTemplates"]["application/json"]
+        bodies[path] = "\n".join(line for line in template.splitlines() if not line.startswith("#")).strip()
+    return bodies
 
 
 class Gateway(http.server.BaseHTTPRequestHandler):
     server_version = "users-api-dev-gateway"
     routes: list = []
     responses: dict = {}
+    not_allowed: dict = {}
+    origins = Origins("")
     invoke_port = 9001
 
     def log_message(self, fmt, *args):  # quiet: the functions log each request
@@ -94,19 +148,34 @@ class Gateway(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.handle_any()
 
-    # Any other method (HEAD, OPTIONS, TRACE, QUERY, ...): no route has it, so it gets the
-    # gateway's answer for an unknown route, as in AWS.
+    # Any other method (HEAD, OPTIONS, TRACE, QUERY, ...): OPTIONS is the preflight; on a known path
+    # the others get the 405, on an unknown path the unknown route's 404, as in AWS.
     def __getattr__(self, name):
         if name.startswith("do_"):
             return self.handle_any
         raise AttributeError(name)
+
+    def cors_headers(self, preflight_methods: str | None = None) -> dict:
+        """The CORS headers of the gateway's own answers: only for an allowed Origin."""
+        origin = self.headers.get("Origin")
+        if not self.origins.allows(origin):
+            return {"Vary": "Origin"} if (self.origins.exact or self.origins.any_port) else {}
+        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if preflight_methods is None:
+            headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        else:
+            headers["Access-Control-Allow-Methods"] = preflight_methods
+            headers["Access-Control-Allow-Headers"] = ALLOWED_REQUEST_HEADERS
+            headers["Access-Control-Max-Age"] = MAX_AGE
+        return headers
 
     def gateway_error(self, kind: str, request_id: str, message: str = "") -> None:
         status, body = self.responses[kind]
         body = body.replace("$context.requestId", request_id).replace(
             "$context.error.messageString", json.dumps(message)
         ).replace("$context.error.message", message)
-        self.send(status, {"Content-Type": "application/json", "x-request-id": request_id}, body.encode())
+        headers = {"Content-Type": "application/json", "x-request-id": request_id, **self.cors_headers()}
+        self.send(status, headers, body.encode())
 
     def send(self, status: int, headers: dict, body: bytes) -> None:
         self.send_response(status)
@@ -124,12 +193,20 @@ class Gateway(http.server.BaseHTTPRequestHandler):
         if length > MAX_PAYLOAD:
             return self.gateway_error("REQUEST_TOO_LARGE", request_id)
         raw = self.rfile.read(length) if length else b""
-        for method, pattern, resource, function in self.routes:
-            match = pattern.match(url.path)
-            if match and method == self.command:
-                break
-        else:
+        on_path = [(m, p, r, f) for m, p, r, f in self.routes if p.match(url.path)]
+        served = [route for route in on_path if route[0] == self.command]
+        if not on_path:
             return self.gateway_error("MISSING_AUTHENTICATION_TOKEN", request_id)
+        resource = on_path[0][2]
+        allow = ",".join(sorted({m for m, _, _, _ in on_path}) + ["OPTIONS"])
+        if self.command == "OPTIONS":
+            return self.send(204, self.cors_headers(preflight_methods=allow), b"")
+        if not served:
+            body = self.not_allowed[resource].replace("$context.requestId", request_id)
+            headers = {"Content-Type": "application/json", "x-request-id": request_id, "Allow": allow}
+            return self.send(405, {**headers, **self.cors_headers()}, body.encode())
+        method, pattern, resource, function = served[0]
+        match = pattern.match(url.path)
         event = self.event(resource, url, match.groupdict(), raw, request_id)
         try:
             answer = self.invoke(function, event)
@@ -207,7 +284,10 @@ def main() -> None:
     parser.add_argument("--invoke-port", type=int, default=9001)
     args = parser.parse_args()
     Gateway.routes = routes()
-    Gateway.responses = gateway_responses()
+    api = rest_api()
+    Gateway.responses = gateway_responses(api)
+    Gateway.not_allowed = method_not_allowed_bodies(api)
+    Gateway.origins = Origins(os.environ.get("CORS_ALLOW_ORIGINS", ""))
     Gateway.invoke_port = args.invoke_port
     server = Server(("127.0.0.1", args.port), Gateway)
     print(f"dev gateway on http://127.0.0.1:{args.port}, functions via cargo lambda watch on port {args.invoke_port}")

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/venv.sh
+scripts/browser.sh
 
 source scripts/run_local_dynamodb.sh test
 
@@ -19,5 +20,6 @@ else
   cargo test -p api-tests --test api timing_ -- --test-threads=1
 fi
 
-# The README's walk-through against `make dev` itself, on free ports.
+# The README's walk-through against `make dev` itself, on free ports: curl-like calls, the
+# browser test (tests/browser) and schemathesis.
 python scripts/smoke_dev.py

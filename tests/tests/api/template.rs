@@ -846,3 +846,258 @@ fn argon2_memory_is_returned_after_each_hash() {
     let variables = &template()["Globals"]["Function"]["Environment"]["Variables"];
     assert_eq!(variables["MALLOC_MMAP_THRESHOLD_"].as_str(), Some("131072"));
 }
+
+/// template.yaml as CloudFormation gets it, with `parameters` (Name=Value) overriding the defaults:
+/// SAM's transform applied offline by scripts/sam_translate.py (the functions' methods merged into
+/// the REST API's body, conditions resolved).
+fn translated(parameters: &[&str]) -> Json {
+    let python = root().join(".venv/bin/python");
+    let mut command = Command::new(&python);
+    command
+        .arg(root().join("scripts/sam_translate.py"))
+        .current_dir(root());
+    for parameter in parameters {
+        command.args(["--parameter", parameter]);
+    }
+    let output = command.output().expect("scripts/sam_translate.py runs");
+    assert!(
+        output.status.success(),
+        "SAM could not translate template.yaml with {parameters:?}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the translated template is JSON")
+}
+
+/// The REST API's OpenAPI body in a translated template.
+fn rest_api_body(translated: &Json) -> &Json {
+    translated["Resources"]
+        .as_object()
+        .expect("Resources")
+        .values()
+        .find(|r| r["Type"] == "AWS::ApiGateway::RestApi")
+        .map(|r| &r["Properties"]["Body"])
+        .expect("one AWS::ApiGateway::RestApi")
+}
+
+/// `path`'s methods that a function serves, uppercase, sorted (from the code's routes).
+fn served_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<_> = code_routes()
+        .values()
+        .filter(|r| r.path == path)
+        .map(|r| r.method)
+        .collect();
+    methods.sort_unstable();
+    methods
+}
+
+/// The lines of a mapping template that override response headers: header name -> value.
+fn overridden_headers(mapping_template: &str) -> BTreeMap<String, String> {
+    mapping_template
+        .lines()
+        .filter_map(|line| {
+            let rest = line
+                .trim()
+                .strip_prefix("#set($context.responseOverride.header.")?;
+            let (name, value) = rest.split_once(" = ")?;
+            Some((
+                name.to_owned(),
+                value.trim_end_matches(')').trim_matches('"').to_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn every_resource_answers_preflights_and_undeclared_methods_itself() {
+    let origins = "https://app.example.com,https://admin.example.com";
+    let translated = translated(&[&format!("CorsAllowOrigins={origins}")]);
+    let body = rest_api_body(&translated);
+    let paths = body["paths"].as_object().expect("paths");
+    let code_paths: BTreeSet<&str> = code_routes().values().map(|r| r.path).collect();
+    assert_eq!(
+        paths.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        code_paths,
+        "the API's resources are the functions' paths"
+    );
+    for (path, methods) in paths {
+        let served = served_methods(path);
+        let allow = format!("{},OPTIONS", served.join(","));
+        for method in &served {
+            let operation = &methods[method.to_ascii_lowercase()];
+            assert_eq!(
+                operation["x-amazon-apigateway-integration"]["type"], "aws_proxy",
+                "{method} {path} is the function's"
+            );
+        }
+
+        // The preflight: a mock, no API key, 204, the allow headers only for a listed origin.
+        let options = &methods["options"];
+        assert!(
+            options["security"].as_array().is_none_or(Vec::is_empty),
+            "OPTIONS {path} must not need an API key: {options:#}"
+        );
+        let integration = &options["x-amazon-apigateway-integration"];
+        assert_eq!(integration["type"], "mock", "OPTIONS {path}");
+        let response = &integration["responses"]["default"];
+        assert_eq!(response["statusCode"], "204", "OPTIONS {path}");
+        let template = response["responseTemplates"]["application/json"]
+            .as_str()
+            .expect("a mapping template");
+        assert!(
+            template.contains(&format!("#set($allowed = \"{origins}\")"))
+                && template.contains("$candidate == $origin"),
+            "OPTIONS {path}: the origin is compared with the exact list:\n{template}"
+        );
+        let overridden = overridden_headers(template);
+        assert_eq!(
+            overridden
+                .get("Access-Control-Allow-Origin")
+                .map(String::as_str),
+            Some("$origin"),
+            "OPTIONS {path}"
+        );
+        assert_eq!(
+            overridden.get("Access-Control-Allow-Methods"),
+            Some(&allow),
+            "OPTIONS {path}"
+        );
+        assert_eq!(
+            overridden
+                .get("Access-Control-Allow-Headers")
+                .map(String::as_str),
+            Some(shared::cors::ALLOWED_REQUEST_HEADERS.join(",").as_str()),
+            "OPTIONS {path}"
+        );
+        assert_eq!(
+            overridden.get("Access-Control-Max-Age"),
+            Some(&shared::cors::MAX_AGE.as_secs().to_string()),
+            "OPTIONS {path}"
+        );
+        // Set inside the origin check only: an unlisted origin gets none of them.
+        let inside_check = template
+            .split_once("$candidate == $origin)")
+            .map(|(_, after)| after)
+            .unwrap_or_default();
+        for name in overridden.keys() {
+            assert!(
+                inside_check.contains(name.as_str()),
+                "OPTIONS {path}: {name} is set outside the origin check"
+            );
+        }
+
+        // Every other method: 405, Allow, the contract body, no API key needed.
+        let any = &methods["x-amazon-apigateway-any-method"];
+        assert!(
+            any["security"].as_array().is_some_and(Vec::is_empty),
+            "ANY {path}: {any:#}"
+        );
+        let integration = &any["x-amazon-apigateway-integration"];
+        assert_eq!(integration["type"], "mock", "ANY {path}");
+        let response = &integration["responses"]["default"];
+        assert_eq!(response["statusCode"], "405", "ANY {path}");
+        let parameters = &response["responseParameters"];
+        assert_eq!(
+            parameters["method.response.header.Allow"],
+            format!("'{allow}'"),
+            "ANY {path}"
+        );
+        assert_eq!(
+            parameters["method.response.header.Content-Type"],
+            "'application/json'"
+        );
+        let template = response["responseTemplates"]["application/json"]
+            .as_str()
+            .expect("a mapping template");
+        let overridden = overridden_headers(template);
+        assert_eq!(
+            overridden.get("x-request-id").map(String::as_str),
+            Some("$context.requestId")
+        );
+        assert_eq!(
+            overridden
+                .get("Access-Control-Expose-Headers")
+                .map(String::as_str),
+            Some(shared::cors::EXPOSED_HEADERS.join(",").as_str()),
+            "ANY {path}"
+        );
+        let rendered: String = template
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("")
+            .replace("$context.requestId", SAMPLE_REQUEST_ID);
+        let error: Json = serde_json::from_str(&rendered)
+            .unwrap_or_else(|err| panic!("ANY {path}: the body is not JSON ({err}): {rendered}"));
+        assert_valid_error_body(&error);
+        assert_eq!(error["status"], 405);
+        assert_eq!(error["code"], "method_not_allowed");
+        assert_eq!(error["request_id"], SAMPLE_REQUEST_ID);
+    }
+}
+
+#[test]
+fn gateway_responses_carry_cors_headers_as_the_origin_list_allows() {
+    let exposed = format!("'{}'", shared::cors::EXPOSED_HEADERS.join(","));
+    for (origins, allow_origin) in [
+        ("", None),
+        ("https://app.example.com", Some("'https://app.example.com'")),
+        (
+            "https://app.example.com,https://admin.example.com",
+            Some("'*'"),
+        ),
+    ] {
+        let translated = translated(&[&format!("CorsAllowOrigins={origins}")]);
+        let responses = rest_api_body(&translated)["x-amazon-apigateway-gateway-responses"]
+            .as_object()
+            .expect("gateway responses");
+        assert_eq!(responses.len(), RESPONSE_TYPES.len());
+        for (kind, response) in responses {
+            let headers = &response["responseParameters"];
+            assert_eq!(
+                headers["gatewayresponse.header.Access-Control-Allow-Origin"].as_str(),
+                allow_origin,
+                "{kind} with CorsAllowOrigins={origins:?}"
+            );
+            assert_eq!(
+                headers["gatewayresponse.header.Access-Control-Expose-Headers"].as_str(),
+                allow_origin.map(|_| exposed.as_str()),
+                "{kind} with CorsAllowOrigins={origins:?}"
+            );
+            assert!(
+                headers
+                    .get("gatewayresponse.header.Access-Control-Allow-Credentials")
+                    .is_none(),
+                "{kind}: no credentials"
+            );
+        }
+        // The functions read the same list (CloudFormation resolves the Ref).
+        for (id, resource) in translated["Resources"].as_object().expect("Resources") {
+            if resource["Type"] == "AWS::Lambda::Function" {
+                assert_eq!(
+                    resource["Properties"]["Environment"]["Variables"]["CORS_ALLOW_ORIGINS"],
+                    serde_json::json!({"Ref": "CorsAllowOrigins"}),
+                    "{id}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dev_gateway_answers_preflights_as_the_template_does() {
+    let gateway = std::fs::read_to_string(root().join("scripts/dev_gateway.py"))
+        .expect("scripts/dev_gateway.py");
+    for (name, value) in [
+        (
+            "ALLOWED_REQUEST_HEADERS",
+            shared::cors::ALLOWED_REQUEST_HEADERS.join(","),
+        ),
+        ("EXPOSED_HEADERS", shared::cors::EXPOSED_HEADERS.join(",")),
+        ("MAX_AGE", shared::cors::MAX_AGE.as_secs().to_string()),
+    ] {
+        assert!(
+            gateway.contains(&format!("{name} = \"{value}\"")),
+            "scripts/dev_gateway.py: {name} must be \"{value}\", as in shared/src/cors.rs and template.yaml"
+        );
+    }
+}
