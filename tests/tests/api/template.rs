@@ -907,6 +907,23 @@ fn overridden_headers(mapping_template: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Asserts that `operation` is a mock API Gateway answers itself with `status`, needing no API key;
+/// returns its integration response and that response's mapping template.
+fn keyless_mock<'a>(operation: &'a Json, status: &str, what: &str) -> (&'a Json, &'a str) {
+    assert!(
+        operation["security"].as_array().is_none_or(Vec::is_empty),
+        "{what} must not need an API key: {operation:#}"
+    );
+    let integration = &operation["x-amazon-apigateway-integration"];
+    assert_eq!(integration["type"], "mock", "{what}");
+    let response = &integration["responses"]["default"];
+    assert_eq!(response["statusCode"], status, "{what}");
+    let template = response["responseTemplates"]["application/json"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: a mapping template"));
+    (response, template)
+}
+
 #[test]
 fn every_resource_answers_preflights_and_undeclared_methods_itself() {
     let origins = "https://app.example.com,https://admin.example.com";
@@ -931,18 +948,7 @@ fn every_resource_answers_preflights_and_undeclared_methods_itself() {
         }
 
         // The preflight: a mock, no API key, 204, the allow headers only for a listed origin.
-        let options = &methods["options"];
-        assert!(
-            options["security"].as_array().is_none_or(Vec::is_empty),
-            "OPTIONS {path} must not need an API key: {options:#}"
-        );
-        let integration = &options["x-amazon-apigateway-integration"];
-        assert_eq!(integration["type"], "mock", "OPTIONS {path}");
-        let response = &integration["responses"]["default"];
-        assert_eq!(response["statusCode"], "204", "OPTIONS {path}");
-        let template = response["responseTemplates"]["application/json"]
-            .as_str()
-            .expect("a mapping template");
+        let (_, template) = keyless_mock(&methods["options"], "204", &format!("OPTIONS {path}"));
         assert!(
             template.contains(&format!("#set($allowed = \"{origins}\")"))
                 && template.contains("$candidate == $origin"),
@@ -986,15 +992,11 @@ fn every_resource_answers_preflights_and_undeclared_methods_itself() {
         }
 
         // Every other method: 405, Allow, the contract body, no API key needed.
-        let any = &methods["x-amazon-apigateway-any-method"];
-        assert!(
-            any["security"].as_array().is_some_and(Vec::is_empty),
-            "ANY {path}: {any:#}"
+        let (response, template) = keyless_mock(
+            &methods["x-amazon-apigateway-any-method"],
+            "405",
+            &format!("ANY {path}"),
         );
-        let integration = &any["x-amazon-apigateway-integration"];
-        assert_eq!(integration["type"], "mock", "ANY {path}");
-        let response = &integration["responses"]["default"];
-        assert_eq!(response["statusCode"], "405", "ANY {path}");
         let parameters = &response["responseParameters"];
         assert_eq!(
             parameters["method.response.header.Allow"],
@@ -1005,9 +1007,6 @@ fn every_resource_answers_preflights_and_undeclared_methods_itself() {
             parameters["method.response.header.Content-Type"],
             "'application/json'"
         );
-        let template = response["responseTemplates"]["application/json"]
-            .as_str()
-            .expect("a mapping template");
         let overridden = overridden_headers(template);
         assert_eq!(
             overridden.get("x-request-id").map(String::as_str),
