@@ -172,7 +172,7 @@ async fn a_method_the_route_does_not_serve_is_a_405_with_allow() {
         sample["httpMethod"] = Value::from(method);
         let reply = h.invoke(function, sample).await;
         reply.assert_error(405, "method_not_allowed");
-        assert_eq!(reply.header("allow"), Some("POST, OPTIONS"), "{method}");
+        assert_eq!(reply.header("allow"), Some("POST,OPTIONS"), "{method}");
         assert_eq!(reply.header("access-control-allow-origin"), Some(ALLOWED));
     }
     assert!(
