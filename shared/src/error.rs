@@ -15,7 +15,10 @@ use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-use crate::response::{self, REQUEST_ID_HEADER};
+use crate::{
+    response::{self, REQUEST_ID_HEADER},
+    store::{Fault, StoreError},
+};
 
 /// A boxed error that keeps its source chain.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -229,6 +232,20 @@ impl ApiError {
         response::set_request_id(&mut response, request_id);
         debug_assert!(response.headers().contains_key(REQUEST_ID_HEADER));
         response
+    }
+}
+
+/// A store failure, mapped once: a transient one (retries ran out) is a 503 with `Retry-After`,
+/// a permanent one (a bug, a misconfiguration, a malformed item) a 500.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err.fault {
+            Fault::Transient => ApiError::Unavailable {
+                source: Box::new(err),
+                retry_after: Duration::from_secs(1),
+            },
+            Fault::Permanent => ApiError::Internal(Box::new(err)),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`cors`]: which browser origins may read the answers (tower-http's CORS layer, configured).
 //! - [`domain`]: emails, names, passwords (Argon2id), sessions, users, the login limit.
 //! - [`store`]: the DynamoDB table and how its failures are classified.
+//! - [`deadline`]: when an invocation ends, which bounds every DynamoDB call.
 //! - [`app`] and [`config`]: state built once per cold start.
 //! - [`metric`]: every metric name and unit, defined once.
 //! - [`telemetry`]: logs, JSON in Lambda and pretty locally.
@@ -17,6 +18,7 @@
 pub mod app;
 pub mod config;
 pub mod cors;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod json;

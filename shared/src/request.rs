@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, request::RequestContext};
 
-use crate::{error::ApiError, json::JsonObject, store::Deadline};
+use crate::{deadline::Deadline, error::ApiError, json::JsonObject};
 
 /// The largest request body accepted, in bytes. Every body of this API is a few hundred bytes; the
 /// limit is checked before anything parses the body, so a large or deeply nested one costs nothing.

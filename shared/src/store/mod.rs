@@ -12,24 +12,27 @@
 //! duplicate check read the email item with a strongly consistent GetItem, never an index.
 //!
 //! Every storage failure becomes a [`StoreError`] next to the call that failed, with what we were
-//! doing and whether it is worth retrying. Every call goes through the one retry policy in
-//! [`retry`], bounded by the invocation's [`Deadline`], which each method takes explicitly.
+//! doing, its [`ErrorKind`] and whether it is worth retrying ([`error`]). Every call goes through
+//! the one retry policy in [`retry`], bounded by the invocation's [`Deadline`], which each method
+//! takes explicitly; [`Store::call`] is the one place a request is sent.
 
-mod fault;
+pub mod error;
 pub mod retry;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, future::Future};
 
 use aws_sdk_dynamodb::{
-    Client,
+    Client, Error as DynamoError,
+    config::http::HttpResponse,
     error::SdkError,
     operation::{transact_write_items::TransactWriteItemsError, update_item::UpdateItemError},
     types::{AttributeValue, Put, ReturnValue, TransactWriteItem},
 };
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
-pub use fault::{Fault, StoreError};
-pub use retry::{Deadline, Retrier, RetryPolicy};
+pub use crate::deadline::Deadline;
+pub use error::{ErrorKind, Fault, GaveUp, StoreError};
+pub use retry::{Retrier, RetryPolicy};
 
 use crate::domain::{
     Email, FailureKey, LoginFailures, PasswordHash, Session, TokenHash, User, UserId, UserName,
@@ -98,13 +101,6 @@ pub struct Store {
     retry: Retrier,
 }
 
-/// The kind of the error a create transaction fails with when the email item already exists.
-const EMAIL_TAKEN: &str = "EmailConditionFailed";
-
-/// The kind of the error an update of the login failure counter fails with when its condition
-/// (which window it counts into) does not hold.
-const WINDOW_CONDITION: &str = "WindowConditionFailed";
-
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
@@ -132,21 +128,6 @@ impl Store {
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = Retrier::new(policy);
         self
-    }
-
-    /// The retry policy and budget.
-    pub fn retrier(&self) -> &Retrier {
-        &self.retry
-    }
-
-    /// The table's name.
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    /// The DynamoDB client, for tests and tools that inspect the table.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     /// Writes the user and its email item in one transaction, with a `ClientRequestToken` made once
@@ -188,41 +169,40 @@ impl Store {
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
-                .map_err(|e| StoreError::permanent(OP, "construction", e))?;
+                .map_err(|e| StoreError::permanent(OP, ErrorKind::Construction, e))?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
         let (user_put, email_put) = (put(user_item)?, put(email_item)?);
         let result = self
-            .retry
-            .run(OP, deadline, || {
-                let request = self
-                    .client
-                    .transact_write_items()
-                    .transact_items(user_put.clone())
-                    .transact_items(email_put.clone())
-                    .client_request_token(&idempotency_token);
-                async move {
-                    match request.send().await {
-                        Ok(_) => Ok(()),
-                        Err(err) if email_condition_failed(&err) => Err(StoreError::permanent(
-                            OP,
-                            EMAIL_TAKEN,
-                            "the email item exists",
-                        )),
-                        Err(err) => Err(StoreError::from_sdk(OP, err)),
+            .call_or(
+                &self.retry,
+                OP,
+                deadline,
+                || {
+                    self.client
+                        .transact_write_items()
+                        .transact_items(user_put.clone())
+                        .transact_items(email_put.clone())
+                        .client_request_token(&idempotency_token)
+                        .send()
+                },
+                |err| match email_condition_failed(&err) {
+                    true => {
+                        StoreError::permanent(OP, ErrorKind::EmailTaken, "the email item exists")
                     }
-                }
-            })
+                    false => StoreError::from_sdk(OP, err),
+                },
+            )
             .await;
         let err = match result {
-            Ok(()) => return Ok(()),
+            Ok(_) => return Ok(()),
             // Taken before our first attempt: not ours.
-            Err(err) if err.kind == EMAIL_TAKEN && err.attempts <= 1 => {
+            Err(err) if err.kind == ErrorKind::EmailTaken && err.attempts <= 1 => {
                 return Err(CreateUserError::EmailTaken);
             }
             Err(err) => err,
         };
-        let may_be_ours = err.kind == EMAIL_TAKEN || err.is_cancelled_by_contention();
+        let may_be_ours = err.kind == ErrorKind::EmailTaken || err.is_cancelled_by_contention();
         if !may_be_ours {
             return Err(err.into());
         }
@@ -236,7 +216,7 @@ impl Store {
                 Ok(())
             }
             Some(_) => Err(CreateUserError::EmailTaken),
-            None if err.kind == EMAIL_TAKEN => Err(CreateUserError::EmailTaken),
+            None if err.kind == ErrorKind::EmailTaken => Err(CreateUserError::EmailTaken),
             None => Err(err.into()),
         }
     }
@@ -298,22 +278,15 @@ impl Store {
             ),
         ]);
         // Writing the same session again is harmless: the put is idempotent as it stands.
-        self.retry
-            .run(OP, deadline, || {
-                let request = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item.clone()));
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| StoreError::from_sdk(OP, e))
-                }
-            })
-            .await
+        self.call(OP, deadline, || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
     }
 
     /// The session stored under this token hash, expired or not (the caller checks expiry).
@@ -407,46 +380,45 @@ impl Store {
         );
         for (update, condition) in [count_in_window, restart_window, count_in_window] {
             let result = self
-                .retry
-                .run(OP, deadline, || {
-                    let request = self
-                        .client
-                        .update_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key(keys::login_failures(counter))))
-                        .update_expression(update)
-                        .condition_expression(condition)
-                        .set_expression_attribute_names(Some(names.clone()))
-                        .set_expression_attribute_values(Some(values.clone()))
-                        .return_values(ReturnValue::UpdatedNew);
-                    async move {
-                        match request.send().await {
-                            Ok(output) => Ok(output.attributes.unwrap_or_default()),
-                            Err(err) if update_condition_failed(&err) => {
-                                Err(StoreError::permanent(
-                                    OP,
-                                    WINDOW_CONDITION,
-                                    "the failure window's condition does not hold",
-                                ))
-                            }
-                            Err(err) => Err(StoreError::from_sdk(OP, err)),
-                        }
-                    }
-                })
+                .call_or(
+                    &self.retry,
+                    OP,
+                    deadline,
+                    || {
+                        self.client
+                            .update_item()
+                            .table_name(&self.table)
+                            .set_key(Some(key(keys::login_failures(counter))))
+                            .update_expression(update)
+                            .condition_expression(condition)
+                            .set_expression_attribute_names(Some(names.clone()))
+                            .set_expression_attribute_values(Some(values.clone()))
+                            .return_values(ReturnValue::UpdatedNew)
+                            .send()
+                    },
+                    |err| match update_condition_failed(&err) {
+                        true => StoreError::permanent(
+                            OP,
+                            ErrorKind::WindowChanged,
+                            "the failure window's condition does not hold",
+                        ),
+                        false => StoreError::from_sdk(OP, err),
+                    },
+                )
                 .await;
             match result {
-                Ok(attributes) => {
-                    return number(&attributes, attr::FAILURES)
+                Ok(output) => {
+                    return number(&output.attributes.unwrap_or_default(), attr::FAILURES)
                         .and_then(|n| u32::try_from(n).ok())
                         .ok_or_else(|| malformed(OP, "login failure", attr::FAILURES));
                 }
-                Err(err) if err.kind == WINDOW_CONDITION => continue,
+                Err(err) if err.kind == ErrorKind::WindowChanged => continue,
                 Err(err) => return Err(err),
             }
         }
         Err(StoreError::permanent(
             OP,
-            WINDOW_CONDITION,
+            ErrorKind::WindowChanged,
             "the failure window kept changing under concurrent failures",
         ))
     }
@@ -459,22 +431,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         const OP: &str = "DeleteItem login failures";
         let k = key(keys::login_failures(counter));
-        self.retry
-            .run(OP, deadline, || {
-                let request = self
-                    .client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(k.clone()));
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| StoreError::from_sdk(OP, e))
-                }
-            })
-            .await
+        self.call(OP, deadline, || {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(k.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
     }
 
     /// A cheap data-plane read (an eventually consistent GetItem of a key that never exists, half a
@@ -483,23 +448,24 @@ impl Store {
     /// table.
     pub async fn ping(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
         const OP: &str = "GetItem health probe";
-        Retrier::new(RetryPolicy::single_attempt(timeout))
-            .run(OP, Deadline::NONE, || {
-                let request = self
-                    .client
+        let once = Retrier::new(RetryPolicy::single_attempt(timeout));
+        let probe = key(keys::health_probe());
+        self.call_or(
+            &once,
+            OP,
+            Deadline::NONE,
+            || {
+                self.client
                     .get_item()
                     .table_name(&self.table)
-                    .set_key(Some(key(keys::health_probe())))
-                    .projection_expression("pk");
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| StoreError::from_sdk(OP, e))
-                }
-            })
-            .await
+                    .set_key(Some(probe.clone()))
+                    .projection_expression("pk")
+                    .send()
+            },
+            |err| StoreError::from_sdk(OP, err),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn get(
@@ -509,21 +475,55 @@ impl Store {
         deadline: Deadline,
     ) -> Result<Option<Item>, StoreError> {
         let k = key(k);
-        self.retry
+        self.call(op, deadline, || {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(k.clone()))
+                .consistent_read(true)
+                .send()
+        })
+        .await
+        .map(|output| output.item)
+    }
+
+    /// Sends the request `send` builds (anew for each attempt) under this store's retry policy,
+    /// each failure classified by [`StoreError::from_sdk`].
+    async fn call<T, E, Fut>(
+        &self,
+        op: &'static str,
+        deadline: Deadline,
+        send: impl Fn() -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        DynamoError: From<SdkError<E, HttpResponse>>,
+    {
+        self.call_or(&self.retry, op, deadline, send, |err| {
+            StoreError::from_sdk(op, err)
+        })
+        .await
+    }
+
+    /// As [`Store::call`], under `retrier`, with `on_error` turning a failure into a
+    /// [`StoreError`]: where one service answer means something to the caller (a failed
+    /// condition), it says so with its own [`ErrorKind`], next to the call.
+    async fn call_or<T, E, Fut>(
+        &self,
+        retrier: &Retrier,
+        op: &'static str,
+        deadline: Deadline,
+        send: impl Fn() -> Fut,
+        on_error: impl Fn(SdkError<E, HttpResponse>) -> StoreError,
+    ) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    {
+        retrier
             .run(op, deadline, || {
-                let request = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(k.clone()))
-                    .consistent_read(true);
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map(|output| output.item)
-                        .map_err(|e| StoreError::from_sdk(op, e))
-                }
+                let sent = send();
+                let on_error = &on_error;
+                async move { sent.await.map_err(on_error) }
             })
             .await
     }
@@ -541,7 +541,7 @@ fn number(item: &Item, name: &str) -> Option<i64> {
 fn malformed(op: &'static str, kind: &str, what: &str) -> StoreError {
     StoreError::permanent(
         op,
-        "malformed_item",
+        ErrorKind::MalformedItem,
         format!("{kind} item has a malformed {what}"),
     )
 }
@@ -551,7 +551,7 @@ fn string(item: &Item, name: &str, op: &'static str) -> Result<String, StoreErro
         Some(AttributeValue::S(value)) => Ok(value.clone()),
         _ => Err(StoreError::permanent(
             op,
-            "malformed_item",
+            ErrorKind::MalformedItem,
             format!("item has no string attribute {name}"),
         )),
     }
@@ -559,9 +559,7 @@ fn string(item: &Item, name: &str, op: &'static str) -> Result<String, StoreErro
 
 /// The transaction was cancelled because the email item's condition failed (the second item of the
 /// create transaction).
-fn email_condition_failed(
-    err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> bool {
+fn email_condition_failed(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
             e.cancellation_reasons().get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
@@ -571,9 +569,7 @@ fn email_condition_failed(
 }
 
 /// An update's condition failed.
-fn update_condition_failed(
-    err: &SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> bool {
+fn update_condition_failed(err: &SdkError<UpdateItemError, HttpResponse>) -> bool {
     matches!(
         err.as_service_error(),
         Some(UpdateItemError::ConditionalCheckFailedException(_))

@@ -8,7 +8,8 @@
 //! that knows the invocation's deadline, counts retries and logs them.
 //!
 //! # What is retried
-//! Only [`Fault::Transient`] errors, as classified from the SDK's typed errors in `fault.rs`:
+//! Only [`Fault::Transient`](super::Fault) errors, as classified from the SDK's typed errors in
+//! [`super::error`]:
 //! throttling (`ThrottlingException`, `ProvisionedThroughputExceededException`,
 //! `RequestLimitExceeded`), 5xx, timeouts (the SDK's and our per-attempt timeout), connection
 //! errors, and transactions cancelled only by contention (`TransactionConflict`, throttling). Never a
@@ -58,7 +59,7 @@ use std::{
         Arc,
         atomic::{AtomicU32, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use tokio::time::Instant;
@@ -67,8 +68,8 @@ use tokio_retry2::{
     strategy::{ExponentialFactorBackoff, jitter_with_bounds},
 };
 
-use super::fault::StoreError;
-use crate::{error::BoxError, metric};
+use super::error::{GaveUp, StoreError};
+use crate::{deadline::Deadline, error::BoxError, metric};
 
 /// The least time worth giving an attempt: no retry is started with less left before the deadline.
 pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
@@ -162,47 +163,6 @@ impl RetryPolicy {
     }
 }
 
-/// When the invocation ends: Lambda's deadline, as a monotonic instant. `None` outside Lambda.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Deadline(Option<Instant>);
-
-impl Deadline {
-    /// No deadline: only attempts and per-attempt timeouts bound the call.
-    pub const NONE: Self = Self(None);
-
-    /// Ends at `at`.
-    pub fn at(at: Instant) -> Self {
-        Self(Some(at))
-    }
-
-    /// Ends `after` from now.
-    pub fn after(after: Duration) -> Self {
-        Self(Some(Instant::now() + after))
-    }
-
-    /// Lambda's deadline (wall-clock), converted now to a monotonic instant.
-    pub fn from_system_time(at: Option<SystemTime>) -> Self {
-        Self(at.map(|at| {
-            Instant::now()
-                + at.duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO)
-        }))
-    }
-
-    /// The instant, if any.
-    pub fn instant(&self) -> Option<Instant> {
-        self.0
-    }
-
-    /// This deadline brought forward by `margin`.
-    fn minus(self, margin: Duration) -> Self {
-        Self(
-            self.0
-                .map(|at| at.checked_sub(margin).unwrap_or_else(Instant::now)),
-        )
-    }
-}
-
 /// Retries spent and earned, per process: a token bucket counted in tenths of a retry.
 #[derive(Debug)]
 pub struct RetryBudget {
@@ -260,28 +220,6 @@ impl Default for RetryBudget {
 pub struct Retrier {
     policy: RetryPolicy,
     budget: Arc<RetryBudget>,
-}
-
-/// Why a transient error was not retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GaveUp {
-    /// Every allowed attempt was made.
-    Attempts,
-    /// The next sleep and attempt would not end before the deadline.
-    Deadline,
-    /// The process's retry budget is empty.
-    Budget,
-}
-
-impl GaveUp {
-    /// For messages and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Attempts => "attempts exhausted",
-            Self::Deadline => "deadline reached",
-            Self::Budget => "retry budget empty",
-        }
-    }
 }
 
 impl Retrier {
@@ -387,7 +325,7 @@ impl Retrier {
                 tracing::warn!(
                     operation,
                     attempt = n,
-                    error.kind = err.kind,
+                    error.kind = err.kind.as_str(),
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     error = %err,
                     "DynamoDB call failed; retrying"
@@ -400,7 +338,7 @@ impl Retrier {
                 tracing::warn!(
                     operation,
                     attempt = n,
-                    error.kind = err.kind,
+                    error.kind = err.kind.as_str(),
                     reason = reason.as_str(),
                     "DynamoDB call failed; giving up"
                 );
@@ -417,22 +355,22 @@ mod tests {
     use std::sync::atomic::AtomicU32;
 
     use super::*;
-    use crate::store::Fault;
+    use crate::store::{ErrorKind, Fault};
 
     fn policy() -> RetryPolicy {
         RetryPolicy::default()
     }
 
     fn transient() -> StoreError {
-        StoreError::transient_for_tests("GetItem test", "InternalServerError")
+        StoreError::transient_for_tests("GetItem test", ErrorKind::InternalServerError)
     }
 
     fn throttled() -> StoreError {
-        StoreError::transient_for_tests("GetItem test", "ThrottlingException")
+        StoreError::transient_for_tests("GetItem test", ErrorKind::Throttling)
     }
 
     fn permanent() -> StoreError {
-        StoreError::permanent("GetItem test", "ValidationException", "bad key")
+        StoreError::permanent("GetItem test", ErrorKind::Other, "bad key")
     }
 
     /// Runs `run` with attempts that fail with `fail(n)` (`None`: succeed), recording when each
@@ -550,7 +488,7 @@ mod tests {
         .await;
         let err = result.unwrap_err();
         let elapsed = begun.elapsed();
-        assert_eq!(err.kind, "timeout");
+        assert_eq!(err.kind, ErrorKind::Timeout);
         assert_eq!(starts.len(), 2, "{starts:?}");
         assert!(elapsed <= Duration::from_millis(1250), "{elapsed:?}");
         assert!(err.to_string().contains("after 2 attempts"), "{err}");
