@@ -1,14 +1,13 @@
 //! What a handler gets besides its request: the configuration, the store and the password hasher,
 //! all built once per cold start.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 
-use crate::{config::Config, domain::PasswordHasher, error::BoxError, store::Store};
+use crate::{
+    config::Config, domain::PasswordHasher, error::BoxError, health::Health, store::Store,
+};
 
 /// Shared, read-only state of one function instance.
 #[derive(Debug, Clone)]
@@ -20,41 +19,7 @@ pub struct App {
     /// Argon2id on blocking threads.
     pub passwords: PasswordHasher,
     /// The last health check's outcome, shared by this process's requests.
-    pub health: HealthCache,
-}
-
-/// The outcome of one health check of DynamoDB.
-#[derive(Debug, Clone)]
-pub struct HealthSnapshot {
-    /// When the check ended.
-    pub at: Instant,
-    /// How long it took.
-    pub latency_ms: u64,
-    /// Why it failed, if it did (for the logs).
-    pub error: Option<Arc<str>>,
-}
-
-/// The last health check, per process (per [`App`]), so a burst of health checks reads the table
-/// once. Checks run one at a time: a check that finds a fresh snapshot uses it, one that does not
-/// makes the read while the others wait for it.
-#[derive(Debug, Clone, Default)]
-pub struct HealthCache(Arc<tokio::sync::Mutex<Option<HealthSnapshot>>>);
-
-impl HealthCache {
-    /// The snapshot if it is younger than `ttl`, else the outcome of `check`, remembered.
-    pub async fn get_or_check<F, Fut>(&self, ttl: Duration, check: F) -> HealthSnapshot
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = HealthSnapshot>,
-    {
-        let mut last = self.0.lock().await;
-        if let Some(snapshot) = last.as_ref().filter(|s| s.at.elapsed() < ttl) {
-            return snapshot.clone();
-        }
-        let snapshot = check().await;
-        *last = Some(snapshot.clone());
-        snapshot
-    }
+    pub health: Health,
 }
 
 impl App {
@@ -66,7 +31,7 @@ impl App {
             config,
             store,
             passwords: PasswordHasher::default(),
-            health: HealthCache::default(),
+            health: Health::default(),
         }
     }
 

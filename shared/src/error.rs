@@ -9,13 +9,14 @@
 //! cause chain, for logs. The mapping from variant to status and code is the one `match` in
 //! [`ApiError::status`] and [`ApiError::code`].
 
-use std::{error::Error as StdError, fmt, time::Duration};
+use std::{error::Error as StdError, fmt, sync::Arc, time::Duration};
 
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::{
+    health::Checks,
     response::{self, REQUEST_ID_HEADER},
     store::{Fault, StoreError},
 };
@@ -53,15 +54,6 @@ impl FieldError {
 /// `/name` with `~` and `/` escaped as RFC 6901 requires.
 fn json_pointer(name: &str) -> String {
     format!("/{}", name.replace('~', "~0").replace('/', "~1"))
-}
-
-/// The result of one dependency check, as `/health` reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Check {
-    /// `ok` or `error`.
-    pub status: &'static str,
-    /// How long the check took.
-    pub latency_ms: u64,
 }
 
 /// Every failure a function answers with. Each variant's doc says its status.
@@ -128,10 +120,11 @@ pub enum ApiError {
     #[error("Service unavailable: a dependency check failed")]
     Unhealthy {
         /// Every check with its status.
-        checks: serde_json::Map<String, serde_json::Value>,
-        /// Why the failing check failed, for the logs.
+        checks: Checks,
+        /// Why the failing check failed, for the logs (shared by the requests that reuse the
+        /// cached report).
         #[source]
-        source: BoxError,
+        source: Arc<StoreError>,
     },
 
     /// 500: anything else, a panic included. The source is logged, never shown.
@@ -286,7 +279,7 @@ pub struct ErrorBody<'a> {
     pub errors: Option<&'a Vec<FieldError>>,
     /// Dependency checks, on `/health`'s 503 only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub checks: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub checks: Option<&'a Checks>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`store`]: the DynamoDB table and how its failures are classified.
 //! - [`deadline`]: when an invocation ends, which bounds every DynamoDB call.
 //! - [`app`] and [`config`]: state built once per cold start.
+//! - [`health`]: the check `/health` makes, cached per process.
 //! - [`metric`]: every metric name and unit, defined once.
 //! - [`telemetry`]: logs, JSON in Lambda and pretty locally.
 
@@ -21,6 +22,7 @@ pub mod cors;
 pub mod deadline;
 pub mod domain;
 pub mod error;
+pub mod health;
 pub mod json;
 pub mod metric;
 pub mod request;

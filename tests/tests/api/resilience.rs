@@ -272,7 +272,7 @@ async fn health_is_503_within_its_timeout_when_dynamodb_hangs() {
     reply.assert_error(503, "unhealthy");
     assert_eq!(reply.body["checks"]["dynamodb"]["status"], "error");
     assert!(
-        elapsed < health::CHECK_TIMEOUT + Duration::from_millis(500),
+        elapsed < shared::health::CHECK_TIMEOUT + Duration::from_millis(500),
         "{elapsed:?}"
     );
     assert_eq!(proxy.calls("GetItem"), 1, "a health check never retries");

@@ -325,9 +325,25 @@ async fn a_5xx_sends_one_sentry_event_with_what_the_user_saw() {
             .is_some_and(|r| r.starts_with("users-api@"))
     );
     let exceptions = sent["exception"]["values"].as_array().expect("exceptions");
+    // The whole cause chain, as errors, root cause first: the SDK's causes, the store's failure,
+    // then the 503 (a chain cut to text would end at the store's message).
+    let values: Vec<&str> = exceptions
+        .iter()
+        .filter_map(|e| e["value"].as_str())
+        .collect();
+    let [causes @ .., store, outer] = values.as_slice() else {
+        panic!("the whole cause chain: {values:#?}");
+    };
+    assert_eq!(*outer, body["detail"], "{values:#?}");
     assert!(
-        exceptions.len() >= 2,
-        "the whole cause chain: {exceptions:#?}"
+        store.starts_with("DynamoDB GetItem health probe failed (connection)"),
+        "{values:#?}"
+    );
+    assert!(
+        causes
+            .first()
+            .is_some_and(|c| c.contains("Connection refused")),
+        "the SDK's causes, down to the refused connection: {values:#?}"
     );
     assert!(
         !sink.envelopes().join("").contains("publickey@"),
