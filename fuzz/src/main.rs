@@ -529,10 +529,9 @@ fn app() -> Arc<App> {
     let client = aws_sdk_dynamodb::Client::from_conf(sdk);
     let config = Config {
         table_name: "fuzz".into(),
-        service: "users-api".into(),
         stage: "fuzz".into(),
-        version: env!("CARGO_PKG_VERSION"),
         retry: RetryPolicy::single_attempt(Duration::from_millis(200)),
+        ..Config::default()
     };
     Arc::new(App::new(config, Store::new(client, "fuzz")))
 }

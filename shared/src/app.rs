@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 
-use crate::{
-    config::Config, domain::PasswordHasher, error::BoxError, health::Health, store::Store,
-};
+use crate::{config::Config, domain::PasswordHasher, health::Health, store::Store};
 
 /// Shared, read-only state of one function instance.
 #[derive(Debug, Clone)]
@@ -35,14 +33,13 @@ impl App {
         }
     }
 
-    /// Reads the configuration and builds the SDK client from the environment. The standard
-    /// `AWS_ENDPOINT_URL_DYNAMODB` points it at a local server.
+    /// Builds the SDK client for `config` (its credentials, region and the standard
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, which points it at a local server, are the SDK's own to read).
     ///
     /// The SDK's own retries are off: the store's retry policy is the only layer (see
     /// [`crate::store::retry`]), and its per-attempt timeout bounds each call. The SDK keeps a
     /// connect timeout, so an unreachable endpoint fails fast rather than at the attempt timeout.
-    pub async fn from_env() -> Result<Self, BoxError> {
-        let config = Config::from_env()?;
+    pub async fn connect(config: Config) -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -54,6 +51,6 @@ impl App {
             .await;
         let client = aws_sdk_dynamodb::Client::new(&sdk);
         let store = Store::new(client, config.table_name.clone());
-        Ok(Self::new(config, store))
+        Self::new(config, store)
     }
 }

@@ -1,44 +1,219 @@
-//! Configuration read from the environment once per cold start.
+//! Configuration: everything a function reads from its environment, read here and nowhere else,
+//! once per cold start ([`crate::run`]), and handed to what needs it.
+//!
+//! | variable | field | default |
+//! |---|---|---|
+//! | `TABLE_NAME` | [`Config::table_name`] | none: required |
+//! | `STAGE` | [`Config::stage`] | `local` |
+//! | `SERVICE_NAME` | [`Config::service`] | `users-api` |
+//! | `METRICS_NAMESPACE` | [`Config::metrics_namespace`] | `UsersApi` |
+//! | `DYNAMODB_*`, `DEADLINE_MARGIN_MS` | [`Config::retry`] ([`crate::store::retry`]) | the policy's |
+//! | `CORS_ALLOW_ORIGINS` | [`Config::cors`] ([`crate::cors`]) | none allowed |
+//! | `LOG_FORMAT`, `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_RUNTIME_API`, `CARGO_LAMBDA_VERSION` | [`Config::log_format`] | JSON in Lambda, pretty elsewhere |
+//! | `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG` | [`Config::log_filter`] | `info` |
+//! | `SENTRY_DSN`, `SENTRY_CAPTURE_4XX` | [`Config::sentry_dsn`], [`Config::sentry_capture_4xx`] | off, `false` |
+//!
+//! A value that is set but invalid (no table, a bad retry setting, an entry of the CORS list that
+//! is not an origin) does not stop the process: [`Config::from_env`] returns the rest of the
+//! configuration with the [`ConfigError`], every request is then a 500 in the contract shape, and
+//! the log says which variable is wrong.
 
-use crate::{error::BoxError, store::RetryPolicy};
+use std::fmt;
 
-/// What a function needs to know about where it runs.
-#[derive(Debug, Clone)]
+use crate::{cors::AllowedOrigins, error::BoxError, store::RetryPolicy, telemetry::LogFormat};
+
+/// The `Service` dimension and the service name in logs when `SERVICE_NAME` is not set
+/// (template.yaml's `ServiceName` default).
+pub const DEFAULT_SERVICE: &str = "users-api";
+/// The metrics namespace when `METRICS_NAMESPACE` is not set (template.yaml's `MetricsNamespace`
+/// default).
+pub const DEFAULT_NAMESPACE: &str = "UsersApi";
+
+/// What a function knows about where it runs. `Debug` leaves the Sentry DSN out.
+#[derive(Clone)]
 pub struct Config {
-    /// The DynamoDB table (`TABLE_NAME`, required).
+    /// The DynamoDB table.
     pub table_name: String,
-    /// The service name used in logs and metrics (`SERVICE_NAME`, default `users-api`).
-    pub service: String,
-    /// The deployment stage (`STAGE`, default `local`).
+    /// The deployment stage: Sentry's environment.
     pub stage: String,
+    /// The service's name: the EMF `Service` dimension.
+    pub service: String,
+    /// The EMF namespace.
+    pub metrics_namespace: String,
     /// The code's version, from Cargo.
     pub version: &'static str,
-    /// How DynamoDB calls are retried (`DYNAMODB_*`, `DEADLINE_MARGIN_MS`; see
-    /// [`crate::store::retry`]).
+    /// How DynamoDB calls are retried.
     pub retry: RetryPolicy,
+    /// Which browser origins may read the answers.
+    pub cors: AllowedOrigins,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// The log filter directive (`info`, `debug`, `shared=trace`).
+    pub log_filter: String,
+    /// Where Sentry events go; `None`: Sentry is off.
+    pub sentry_dsn: Option<String>,
+    /// Also send 4xx answers to Sentry.
+    pub sentry_capture_4xx: bool,
+}
+
+/// What is wrong with the environment: every problem found, the first one as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("the function's configuration is invalid ({} problem{}): {}",
+    .problems.len(),
+    if .problems.len() == 1 { "" } else { "s" },
+    .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError {
+    problems: Vec<BoxError>,
+    #[source]
+    first: BoxError,
 }
 
 impl Config {
-    /// Reads the environment. Fails when `TABLE_NAME` is missing or empty, or a retry setting is
-    /// set but invalid.
-    pub fn from_env() -> Result<Self, BoxError> {
-        let table_name = std::env::var("TABLE_NAME")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .ok_or("TABLE_NAME is not set: the function does not know its DynamoDB table")?;
-        Ok(Self {
+    /// Reads the process's environment.
+    pub fn from_env() -> (Self, Option<ConfigError>) {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup` (tests pass their own). A variable set to blanks
+    /// counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> (Self, Option<ConfigError>) {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut problems: Vec<BoxError> = Vec::new();
+        let table_name = var("TABLE_NAME").unwrap_or_else(|| {
+            problems.push(
+                "TABLE_NAME is not set: the function does not know its DynamoDB table".into(),
+            );
+            String::new()
+        });
+        let retry = RetryPolicy::from_lookup(var).unwrap_or_else(|err| {
+            problems.push(err);
+            RetryPolicy::default()
+        });
+        let (cors, invalid) =
+            AllowedOrigins::parse(&var(crate::cors::ALLOW_ORIGINS_ENV).unwrap_or_default());
+        problems.extend(invalid.into_iter().map(BoxError::from));
+        let config = Self {
             table_name,
-            service: env_or("SERVICE_NAME", "users-api"),
-            stage: env_or("STAGE", "local"),
+            stage: var("STAGE").unwrap_or_else(|| "local".to_owned()),
+            service: var("SERVICE_NAME").unwrap_or_else(|| DEFAULT_SERVICE.to_owned()),
+            metrics_namespace: var("METRICS_NAMESPACE")
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
             version: env!("CARGO_PKG_VERSION"),
-            retry: RetryPolicy::from_env()?,
-        })
+            retry,
+            cors,
+            log_format: LogFormat::from_lookup(var),
+            log_filter: var("AWS_LAMBDA_LOG_LEVEL")
+                .map(|level| match level.to_ascii_lowercase().as_str() {
+                    "fatal" => "error".to_owned(),
+                    other => other.to_owned(),
+                })
+                .or_else(|| var("RUST_LOG"))
+                .unwrap_or_else(|| "info".to_owned()),
+            sentry_dsn: var("SENTRY_DSN").map(|dsn| dsn.trim().to_owned()),
+            sentry_capture_4xx: var("SENTRY_CAPTURE_4XX")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        };
+        let mut problems = problems.into_iter();
+        let error = problems.next().map(|first| {
+            let mut all: Vec<BoxError> = vec![first.to_string().into()];
+            all.extend(problems);
+            ConfigError {
+                problems: all,
+                first,
+            }
+        });
+        (config, error)
     }
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_owned())
+/// The defaults, with no table: what tests start from.
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_lookup(|_| None).0
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("table_name", &self.table_name)
+            .field("stage", &self.stage)
+            .field("service", &self.service)
+            .field("metrics_namespace", &self.metrics_namespace)
+            .field("version", &self.version)
+            .field("retry", &self.retry)
+            .field("cors", &self.cors)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .field("sentry", &self.sentry_dsn.as_ref().map(|_| "on"))
+            .field("sentry_capture_4xx", &self.sentry_capture_4xx)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> (Config, Option<ConfigError>) {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_to_unset_and_blank_variables() {
+        let (config, error) = load(&[("TABLE_NAME", "users"), ("STAGE", "  ")]);
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(config.table_name, "users");
+        assert_eq!(config.stage, "local");
+        assert_eq!(config.service, DEFAULT_SERVICE);
+        assert_eq!(config.metrics_namespace, DEFAULT_NAMESPACE);
+        assert_eq!(config.log_filter, "info");
+        assert!(config.cors.is_empty() && config.sentry_dsn.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_and_the_rest_is_kept() {
+        let (config, error) = load(&[
+            ("DYNAMODB_MAX_ATTEMPTS", "many"),
+            ("CORS_ALLOW_ORIGINS", "https://ok.example.com,not an origin"),
+            ("SERVICE_NAME", "svc"),
+        ]);
+        let error = error.expect("three problems");
+        let text = error.to_string();
+        assert!(text.contains("(3 problems)"), "{text}");
+        for variable in ["TABLE_NAME", "DYNAMODB_MAX_ATTEMPTS", "CORS_ALLOW_ORIGINS"] {
+            assert!(text.contains(variable), "{variable} is named: {text}");
+        }
+        assert!(
+            std::error::Error::source(&error).is_some_and(|s| s.to_string().contains("TABLE_NAME"))
+        );
+        assert_eq!(config.service, "svc");
+        assert!(config.cors.allows(b"https://ok.example.com"));
+    }
+
+    #[test]
+    fn lambda_log_levels_and_the_dsn() {
+        let (config, _) = load(&[
+            ("AWS_LAMBDA_LOG_LEVEL", "FATAL"),
+            ("RUST_LOG", "debug"),
+            ("SENTRY_DSN", " https://key@sentry.example.com/1 "),
+        ]);
+        assert_eq!(config.log_filter, "error");
+        assert_eq!(
+            config.sentry_dsn.as_deref(),
+            Some("https://key@sentry.example.com/1")
+        );
+        assert!(
+            !format!("{config:?}").contains("key@"),
+            "Debug leaves the DSN out"
+        );
+    }
 }

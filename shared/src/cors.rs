@@ -86,11 +86,6 @@ impl AllowedOrigins {
         (origins, invalid)
     }
 
-    /// Reads [`ALLOW_ORIGINS_ENV`].
-    pub fn from_env() -> (Self, Vec<InvalidOrigin>) {
-        Self::parse(&std::env::var(ALLOW_ORIGINS_ENV).unwrap_or_default())
-    }
-
     /// No origin is allowed: no CORS headers at all.
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.any_port.is_empty()

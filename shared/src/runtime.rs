@@ -23,6 +23,7 @@ use tracing::Instrument as _;
 
 use crate::{
     app::App,
+    config::Config,
     cors::AllowedOrigins,
     error::{ApiError, BoxError},
     request::{ApiRequest, Invocation, Route},
@@ -57,45 +58,47 @@ where
 /// inside a [`TelemetryLayer`].
 ///
 /// A configuration error does not stop the process: every request is then answered with a 500 in
-/// the contract shape (with the CORS headers of the origins that parsed) and the cause is logged,
-/// instead of API Gateway's own 502.
+/// the contract shape (with the CORS headers of the origins that parsed), and the error, with its
+/// causes, is logged at start and reported with each 500, instead of API Gateway's own 502.
 pub async fn run<H: Handler>(
     function: &'static str,
     route: Route,
     handler: H,
 ) -> Result<(), BoxError> {
-    let stage = std::env::var("STAGE").unwrap_or_else(|_| "local".to_owned());
-    let _sentry = telemetry::init(&stage);
-    let (origins, invalid_origins) = AllowedOrigins::from_env();
-    let app = match invalid_origins.into_iter().next() {
-        Some(invalid) => Err(BoxError::from(invalid)),
-        None => App::from_env().await,
+    let (config, invalid) = Config::from_env();
+    let _sentry = telemetry::init(&config);
+    let origins = config.cors.clone();
+    let app: Started = match invalid {
+        Some(err) => {
+            tracing::error!(
+                error = &err as &dyn std::error::Error,
+                "function configuration failed; every request will get a 500"
+            );
+            Err(Arc::new(err.into()))
+        }
+        None => Ok(Arc::new(App::connect(config).await)),
     };
-    let app = app.map_err(|err| {
-        tracing::error!(
-            error = &*err as &dyn std::error::Error,
-            "function configuration failed; every request will get a 500"
-        );
-        Arc::<str>::from(err.to_string())
-    });
-    lambda_http::runtime_concurrent(service(
-        function,
-        route,
-        app.map(Arc::new),
-        handler,
-        &origins,
-    ))
-    .layer(TelemetryLayer::new(function, route))
-    .run_concurrent()
-    .await
+    lambda_http::runtime_concurrent(service(function, route, app, handler, &origins))
+        .layer(TelemetryLayer::new(function, route))
+        .run_concurrent()
+        .await
 }
+
+/// What start-up left: the app, or why it could not be built (kept as the error it was, so each
+/// 500 it causes reports its cause chain).
+pub type Started = Result<Arc<App>, Arc<BoxError>>;
+
+/// A request arrived at a function whose start-up failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the function did not start")]
+struct StartupFailed(#[source] Arc<BoxError>);
 
 /// The service a function runs: [`ApiService`], inside tower-http's CORS layer when `origins`
 /// allows any (see [`crate::cors`]). The tests serve requests through this same function.
 pub fn service<H: Handler>(
     function: &'static str,
     route: Route,
-    app: Result<Arc<App>, Arc<str>>,
+    app: Started,
     handler: H,
     origins: &AllowedOrigins,
 ) -> Either<Cors<ApiService<H>>, ApiService<H>> {
@@ -110,7 +113,7 @@ pub fn service<H: Handler>(
 pub struct ApiService<H> {
     function: &'static str,
     route: Route,
-    app: Result<Arc<App>, Arc<str>>,
+    app: Started,
     handler: H,
 }
 
@@ -124,13 +127,8 @@ impl<H> std::fmt::Debug for ApiService<H> {
 }
 
 impl<H: Handler> ApiService<H> {
-    /// Serves `route` with `handler`. `app` is the error text of a failed start-up, if it failed.
-    pub fn new(
-        function: &'static str,
-        route: Route,
-        app: Result<Arc<App>, Arc<str>>,
-        handler: H,
-    ) -> Self {
+    /// Serves `route` with `handler`; `app` is what start-up left.
+    pub fn new(function: &'static str, route: Route, app: Started, handler: H) -> Self {
         Self {
             function,
             route,
@@ -173,7 +171,7 @@ impl<H: Handler> ApiService<H> {
 /// per failure, the Sentry event, the common headers and the access line.
 async fn serve<H: Handler>(
     scope: Arc<Scope>,
-    app: Result<Arc<App>, Arc<str>>,
+    app: Started,
     handler: H,
     request: Request,
     invocation: Invocation,
@@ -214,7 +212,7 @@ async fn serve<H: Handler>(
                         .call(app, ApiRequest::new(request, invocation))
                         .await
                 }
-                Err(startup) => Err(ApiError::internal(format!("start-up failed: {startup}"))),
+                Err(startup) => Err(ApiError::internal(StartupFailed(startup))),
             }
         })
         .catch_unwind()

@@ -172,10 +172,8 @@ impl Harness {
     fn app_for(client: Client, table: &str) -> Arc<App> {
         let config = Config {
             table_name: table.to_owned(),
-            service: "users-api".to_owned(),
             stage: "test".to_owned(),
-            version: env!("CARGO_PKG_VERSION"),
-            retry: shared::store::RetryPolicy::default(),
+            ..Config::default()
         };
         Arc::new(App::new(config, Store::new(client, table)))
     }
@@ -303,7 +301,7 @@ pub async fn invoke_with_deadline<H: Handler>(
 /// Runs one event through `shared::runtime::service`, as `shared::run` builds it: `app` is the
 /// outcome of start-up (an `Err` is a misconfigured function), `origins` its `CORS_ALLOW_ORIGINS`.
 pub async fn serve<H: Handler>(
-    app: Result<Arc<App>, Arc<str>>,
+    app: shared::runtime::Started,
     function: Function<H>,
     event: Value,
     time_left: Duration,

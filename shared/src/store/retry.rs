@@ -74,7 +74,7 @@ use crate::{deadline::Deadline, error::BoxError, metric};
 /// The least time worth giving an attempt: no retry is started with less left before the deadline.
 pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
 
-/// How DynamoDB calls are retried. Read once per cold start ([`RetryPolicy::from_env`]).
+/// How DynamoDB calls are retried. Read once per cold start ([`crate::config::Config::retry`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (`DYNAMODB_MAX_ATTEMPTS`, 1 to 10).
@@ -102,13 +102,9 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The defaults, overridden by the environment. A value that is set but not valid is an error
-    /// (a typo in a tuning knob should be seen at once, not silently ignored).
-    pub fn from_env() -> Result<Self, BoxError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// As [`RetryPolicy::from_env`], reading variables through `lookup`.
+    /// The defaults, overridden by the variables `lookup` finds ([`crate::config`] reads them). A
+    /// value that is set but not valid is an error (a typo in a tuning knob should be seen at
+    /// once, not silently ignored).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
         let defaults = Self::default();
         let number = |name: &str, default: u64| -> Result<u64, BoxError> {

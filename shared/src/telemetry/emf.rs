@@ -32,7 +32,10 @@ use metrics::{
 use serde_json::{Map, Value, json};
 
 use super::Scope;
-use crate::metric;
+use crate::{
+    config::{Config, DEFAULT_NAMESPACE, DEFAULT_SERVICE},
+    metric,
+};
 
 /// The most values one metric may carry in one document (EMF specification).
 pub const MAX_VALUES_PER_METRIC: usize = 100;
@@ -44,41 +47,33 @@ pub const DIMENSION_SETS: &[&[&str]] = &[
     &["Service", "Function", "Route"],
 ];
 
-/// The namespace when `METRICS_NAMESPACE` is not set (template.yaml's `MetricsNamespace` default).
-pub const DEFAULT_NAMESPACE: &str = "UsersApi";
-/// The `Service` dimension when `SERVICE_NAME` is not set (template.yaml's `ServiceName` default).
-pub const DEFAULT_SERVICE: &str = "users-api";
-
-/// Where documents go and what they are labelled with.
+/// What documents are labelled with.
 #[derive(Debug, Clone)]
 pub struct EmfConfig {
-    /// `METRICS_NAMESPACE`, default `UsersApi`.
+    /// The namespace ([`Config::metrics_namespace`]).
     pub namespace: String,
-    /// The `Service` dimension (`SERVICE_NAME`, default `users-api`).
+    /// The `Service` dimension ([`Config::service`]).
     pub service: String,
 }
 
+static CONFIG: OnceLock<EmfConfig> = OnceLock::new();
+
 impl EmfConfig {
-    /// Reads `METRICS_NAMESPACE` and `SERVICE_NAME`.
-    pub fn from_env() -> Self {
-        Self {
-            namespace: env_or("METRICS_NAMESPACE", DEFAULT_NAMESPACE),
-            service: env_or("SERVICE_NAME", DEFAULT_SERVICE),
-        }
+    /// Labels every document of this process as `config` says (start-up does this once).
+    pub fn set(config: &Config) {
+        let _ = CONFIG.set(Self {
+            namespace: config.metrics_namespace.clone(),
+            service: config.service.clone(),
+        });
     }
 
-    /// The process's configuration (read once).
+    /// The process's labels: those start-up set, else (in-process tests) the defaults.
     pub fn get() -> &'static Self {
-        static CONFIG: OnceLock<EmfConfig> = OnceLock::new();
-        CONFIG.get_or_init(Self::from_env)
+        CONFIG.get_or_init(|| Self {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            service: DEFAULT_SERVICE.to_owned(),
+        })
     }
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_owned())
 }
 
 /// The values one invocation recorded.

@@ -34,18 +34,18 @@ pub enum LogFormat {
 
 impl LogFormat {
     /// `LOG_FORMAT=json|pretty`; without it, JSON inside Lambda (or when Lambda's own log format is
-    /// JSON) and pretty elsewhere.
-    pub fn from_env() -> Self {
-        match std::env::var("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
-            Ok(v) if v == "json" => Self::Json,
-            Ok(v) if v == "pretty" => Self::Pretty,
-            _ if std::env::var("AWS_LAMBDA_LOG_FORMAT")
-                .is_ok_and(|v| v.eq_ignore_ascii_case("json")) =>
+    /// JSON) and pretty elsewhere. `lookup` reads a variable ([`crate::config`]).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        match lookup("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
+            Some(v) if v == "json" => Self::Json,
+            Some(v) if v == "pretty" => Self::Pretty,
+            _ if lookup("AWS_LAMBDA_LOG_FORMAT")
+                .is_some_and(|v| v.eq_ignore_ascii_case("json")) =>
             {
                 Self::Json
             }
-            _ if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
-                && std::env::var_os("CARGO_LAMBDA_VERSION").is_none() =>
+            _ if lookup("AWS_LAMBDA_RUNTIME_API").is_some()
+                && lookup("CARGO_LAMBDA_VERSION").is_none() =>
             {
                 Self::Json
             }
@@ -54,22 +54,10 @@ impl LogFormat {
     }
 }
 
-/// The level filter: `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG`, then `info`.
-pub fn filter_from_env() -> EnvFilter {
-    let directive = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .ok()
-        .map(|level| match level.to_ascii_lowercase().as_str() {
-            "fatal" => "error".to_owned(),
-            other => other.to_owned(),
-        })
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".to_owned());
-    EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"))
-}
-
-/// Installs the global subscriber; a second call does nothing.
-pub fn init(format: LogFormat) {
-    let filter = filter_from_env();
+/// Installs the global subscriber with the filter `directive` (`info` if it does not parse); a
+/// second call does nothing.
+pub fn init(format: LogFormat, directive: &str) {
+    let filter = EnvFilter::try_new(directive).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = match format {
         LogFormat::Json => tracing_subscriber::registry()
             .with(filter)

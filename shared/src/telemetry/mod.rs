@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 pub use logs::LogFormat;
 
-use crate::{error::BoxError, metric, request::Route};
+use crate::{config::Config, error::BoxError, metric, request::Route};
 
 /// How long the end of an invocation may wait for Sentry to take its events.
 pub const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,12 +42,13 @@ tokio::task_local! {
 
 static COLD: AtomicBool = AtomicBool::new(true);
 
-/// Sets up logs (format from the environment), the metrics recorder, the panic hook and Sentry.
-/// Returns the Sentry guard, to keep for the life of the process.
-pub fn init(stage: &str) -> Option<sentry::ClientInitGuard> {
-    logs::init(LogFormat::from_env());
+/// Sets up logs, the EMF labels, the metrics recorder, the panic hook and Sentry, as `config`
+/// says. Returns the Sentry guard, to keep for the life of the process.
+pub fn init(config: &Config) -> Option<sentry::ClientInitGuard> {
+    logs::init(config.log_format, &config.log_filter);
+    emf::EmfConfig::set(config);
     install_process_hooks();
-    reporting::init(stage)
+    reporting::init(config)
 }
 
 /// The metrics recorder and the panic hook; idempotent. [`Scope::new`] calls it, so tests that

@@ -19,6 +19,7 @@ use std::{
 use sentry::protocol::{Context, Event, Level, Mechanism};
 
 use super::PanicReport;
+use crate::config::Config;
 
 /// Settings read at start-up.
 #[derive(Debug, Clone, Copy)]
@@ -32,11 +33,9 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 const RESPONSE_CONTEXT: &str = "http_response";
 
 /// Starts Sentry when `SENTRY_DSN` is set and valid. The DSN itself is never logged.
-pub fn init(stage: &str) -> Option<sentry::ClientInitGuard> {
-    let dsn = std::env::var("SENTRY_DSN")
-        .ok()
-        .filter(|d| !d.trim().is_empty())?;
-    let dsn = match dsn.trim().parse::<sentry::types::Dsn>() {
+pub fn init(config: &Config) -> Option<sentry::ClientInitGuard> {
+    let dsn = config.sentry_dsn.as_deref()?;
+    let dsn = match dsn.parse::<sentry::types::Dsn>() {
         Ok(dsn) => dsn,
         Err(_) => {
             tracing::warn!("SENTRY_DSN is not a valid DSN; Sentry stays off");
@@ -44,12 +43,11 @@ pub fn init(stage: &str) -> Option<sentry::ClientInitGuard> {
         }
     };
     let _ = SETTINGS.set(Settings {
-        capture_4xx: std::env::var("SENTRY_CAPTURE_4XX")
-            .is_ok_and(|v| v.eq_ignore_ascii_case("true")),
+        capture_4xx: config.sentry_capture_4xx,
     });
     let mut options = sentry::ClientOptions::default();
     options.dsn = Some(dsn);
-    options.environment = Some(Cow::Owned(stage.to_owned()));
+    options.environment = Some(Cow::Owned(config.stage.clone()));
     options.release = Some(Cow::Owned(format!(
         "users-api@{}",
         env!("CARGO_PKG_VERSION")

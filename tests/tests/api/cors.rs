@@ -108,7 +108,7 @@ async fn every_outcome_carries_cors_for_allowed_origins_only() {
         assert_status(&format!("panic, {label}"), &reply, 500);
 
         let misconfigured = serve(
-            Err(Arc::from("TABLE_NAME is not set")),
+            Err(Arc::new("TABLE_NAME is not set".into())),
             functions::create_user(),
             sample.clone(),
             DEFAULT_INVOCATION_TIME,
@@ -142,7 +142,7 @@ async fn an_empty_list_means_no_cors_header_anywhere() {
         (
             "misconfigured start",
             serve(
-                Err(Arc::from("TABLE_NAME is not set")),
+                Err(Arc::new("TABLE_NAME is not set".into())),
                 functions::create_user(),
                 sample.clone(),
                 DEFAULT_INVOCATION_TIME,

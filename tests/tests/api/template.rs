@@ -16,9 +16,11 @@ use api_tests::{DEFAULT_INVOCATION_TIME, assert_valid_error_body, functions, roo
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 use shared::{
-    Route, metric,
+    Route,
+    config::{DEFAULT_NAMESPACE, DEFAULT_SERVICE},
+    metric,
     store::{RetryPolicy, retry::MIN_ATTEMPT_TIME},
-    telemetry::emf::{DEFAULT_NAMESPACE, DEFAULT_SERVICE, DIMENSION_SETS},
+    telemetry::emf::DIMENSION_SETS,
 };
 
 /// API Gateway's integration timeout (REST APIs, the default and usual maximum).
