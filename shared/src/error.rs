@@ -16,6 +16,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::{
+    domain::{HashError, NoRandomness},
     health::Checks,
     response::{self, REQUEST_ID_HEADER},
     store::{Fault, StoreError},
@@ -239,6 +240,19 @@ impl From<StoreError> for ApiError {
             },
             Fault::Permanent => ApiError::Internal(Box::new(err)),
         }
+    }
+}
+
+/// The domain's own failures are faults of ours: 500s, their causes kept for the logs.
+impl From<HashError> for ApiError {
+    fn from(err: HashError) -> Self {
+        ApiError::Internal(Box::new(err))
+    }
+}
+
+impl From<NoRandomness> for ApiError {
+    fn from(err: NoRandomness) -> Self {
+        ApiError::Internal(Box::new(err))
     }
 }
 

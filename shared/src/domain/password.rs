@@ -8,7 +8,26 @@ use argon2::{
 };
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+/// Why hashing or verifying a password could not be done: always a fault of ours (a 500), never
+/// the request's.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The Argon2id parameters are not valid.
+    #[error("the Argon2id parameters are invalid")]
+    Params(#[source] argon2::Error),
+    /// Argon2id refused to hash.
+    #[error("hashing a password failed")]
+    Hash(#[source] argon2::password_hash::Error),
+    /// A stored hash is not a PHC string we can read.
+    #[error("a stored password hash is malformed")]
+    Malformed(#[source] phc::Error),
+    /// The blocking task that hashes did not finish.
+    #[error("the password hashing task failed")]
+    Task(#[source] tokio::task::JoinError),
+    /// The pool of hashing permits is closed.
+    #[error("the password hashing pool is closed")]
+    Closed(#[source] tokio::sync::AcquireError),
+}
 
 /// Length rules, in characters. The upper bound caps the work an attacker can make one hash cost,
 /// and is checked before hashing.
@@ -110,18 +129,18 @@ impl Default for PasswordHasher {
     }
 }
 
-fn argon2() -> Result<Argon2<'static>, ApiError> {
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(ApiError::internal)?;
+fn argon2() -> Result<Argon2<'static>, HashError> {
+    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(HashError::Params)?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 impl PasswordHasher {
     /// Hashes a new password with a fresh random salt.
-    pub async fn hash(&self, password: Password) -> Result<PasswordHash, ApiError> {
+    pub async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
         self.blocking(move || {
             let hash = argon2()?
                 .hash_password(password.0.as_bytes())
-                .map_err(|e| ApiError::internal(format!("hashing a password: {e}")))?;
+                .map_err(HashError::Hash)?;
             Ok(PasswordHash(hash.to_string()))
         })
         .await
@@ -133,13 +152,11 @@ impl PasswordHasher {
         &self,
         password: Password,
         stored: Option<PasswordHash>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, HashError> {
         self.blocking(move || {
             let known = stored.is_some();
             let phc = stored.map_or_else(|| DUMMY_HASH.to_owned(), |h| h.0);
-            let parsed = phc::PasswordHash::new(&phc).map_err(|e| {
-                ApiError::internal(format!("stored password hash is malformed: {e}"))
-            })?;
+            let parsed = phc::PasswordHash::new(&phc).map_err(HashError::Malformed)?;
             let matches = argon2()?
                 .verify_password(password.0.as_bytes(), &parsed)
                 .is_ok();
@@ -150,12 +167,12 @@ impl PasswordHasher {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
+        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let _permit = self.permits.acquire().await.map_err(HashError::Closed)?;
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|join| ApiError::internal(format!("password hashing task failed: {join}")))?
+            .map_err(HashError::Task)?
     }
 }
 

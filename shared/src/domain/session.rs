@@ -17,7 +17,12 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::{domain::UserId, error::ApiError};
+use crate::domain::UserId;
+
+/// The operating system gave no randomness for a token (a 500).
+#[derive(Debug, thiserror::Error)]
+#[error("no randomness for a session token")]
+pub struct NoRandomness(#[source] getrandom::Error);
 
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(3600);
@@ -40,10 +45,9 @@ impl Eq for SessionToken {}
 
 impl SessionToken {
     /// 256 bits from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, ApiError> {
+    pub fn generate() -> Result<Self, NoRandomness> {
         let mut bytes = [0u8; TOKEN_BYTES];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| ApiError::internal(format!("no randomness for a session token: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(NoRandomness)?;
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
