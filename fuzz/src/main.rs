@@ -12,9 +12,10 @@
 //! - the create_user, login and get_user handlers, run in-process through the same service as in
 //!   Lambda, answer every input the parsers refuse with a 4xx in the contract shape (status, code,
 //!   request id, `errors` on a 422 only), with `no-store` and `nosniff`, never a 5xx, and never
-//!   echo a submitted value. Inputs the parsers accept would reach DynamoDB: they are counted, not
-//!   sent (the store points at a closed port, so a refused input that reached it would show as a
-//!   503 and be reported).
+//!   echo a submitted value. Inputs the handlers' own parse functions accept (`create_user::parse`,
+//!   `login::parse`, the very code `handle` runs) would reach DynamoDB: they are counted, not sent
+//!   (the store points at a closed port, so a refused input that reached it would show as a 503
+//!   and be reported).
 //!
 //! `FUZZ_SECONDS` (default 60) bounds the run, `FUZZ_SEED` repeats one. A finding is printed and
 //! written to `fuzz/artifacts/`, and the process exits with status 1.
@@ -390,14 +391,12 @@ async fn one(app: &Arc<App>, rng: &mut Rng, seeds: &[Vec<u8>], stats: &mut Stats
         && content_type != "application/jsonp";
     match rng.below(3) {
         0 => {
-            let valid = !too_large && json && {
-                JsonObject::parse(&data).ok().is_some_and(|mut body| {
-                    let e = body.required("email", Email::parse);
-                    let n = body.required("name", UserName::parse);
-                    let p = body.required("password", Password::parse_new);
-                    body.finish((e, n, p)).is_ok()
-                })
-            };
+            // The handler's own parse: what it accepts would reach DynamoDB.
+            let valid = !too_large
+                && json
+                && JsonObject::parse(&data)
+                    .ok()
+                    .is_some_and(|body| create_user::parse(body).is_ok());
             if valid {
                 stats.valid_not_sent += 1;
                 return;
@@ -418,13 +417,11 @@ async fn one(app: &Arc<App>, rng: &mut Rng, seeds: &[Vec<u8>], stats: &mut Stats
             check_refusal("create_user", &response, &submitted_values(&data));
         }
         1 => {
-            let valid = !too_large && json && {
-                JsonObject::parse(&data).ok().is_some_and(|mut body| {
-                    let e = body.required("email", Email::parse);
-                    let p = body.required("password", Password::parse_login);
-                    body.finish((e, p)).is_ok()
-                })
-            };
+            let valid = !too_large
+                && json
+                && JsonObject::parse(&data)
+                    .ok()
+                    .is_some_and(|body| login::parse(body).is_ok());
             if valid {
                 stats.valid_not_sent += 1;
                 return;

@@ -13,6 +13,7 @@ use serde::Serialize;
 use shared::{
     ApiError, ApiRequest, App, HandlerResult, Route, StatusCode,
     domain::{Email, FailureKey, LoginLimit, Password, SESSION_TTL, Session, SessionToken, UserId},
+    json::JsonObject,
     response,
 };
 
@@ -26,12 +27,27 @@ struct TokenResponse<'a> {
     expires_in: u64,
 }
 
-/// Checks the email's failure counter, verifies the credentials and starts a session.
-pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
-    let mut body = req.json_object()?;
+/// A login body that passed every check.
+#[derive(Debug)]
+pub struct Credentials {
+    /// The normalised email.
+    pub email: Email,
+    /// The password offered.
+    pub password: Password,
+}
+
+/// The login body as [`Credentials`], or a 422 naming every problem. Public so the fuzzer checks
+/// this very function.
+pub fn parse(mut body: JsonObject) -> Result<Credentials, ApiError> {
     let email = body.required("email", Email::parse);
     let password = body.required("password", Password::parse_login);
     let (email, password) = body.finish((email, password))?;
+    Ok(Credentials { email, password })
+}
+
+/// Checks the email's failure counter, verifies the credentials and starts a session.
+pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
+    let Credentials { email, password } = parse(req.json_object()?)?;
 
     let now = chrono::Utc::now();
     let counter = FailureKey::for_email(&email);
