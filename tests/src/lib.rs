@@ -620,12 +620,8 @@ pub fn with_user_id(mut event: Value, id: &str) -> Value {
 }
 
 /// Sets a request header of a REST event (both header maps), replacing any value it had.
-pub fn with_header(mut event: Value, name: &str, value: &str) -> Value {
-    for map in ["headers", "multiValueHeaders"] {
-        if let Some(headers) = event[map].as_object_mut() {
-            headers.retain(|n, _| !n.eq_ignore_ascii_case(name));
-        }
-    }
+pub fn with_header(event: Value, name: &str, value: &str) -> Value {
+    let mut event = without_header(event, name);
     event["headers"][name] = Value::from(value);
     event["multiValueHeaders"][name] = Value::from(vec![value]);
     event
@@ -641,4 +637,43 @@ pub fn with_body(mut event: Value, body: impl Into<String>) -> Value {
 pub fn with_request_id(mut event: Value, id: &str) -> Value {
     event["requestContext"]["requestId"] = Value::from(id);
     event
+}
+
+/// Removes a request header from a REST event (both header maps), whatever its case.
+pub fn without_header(mut event: Value, name: &str) -> Value {
+    for map in ["headers", "multiValueHeaders"] {
+        if let Some(headers) = event[map].as_object_mut() {
+            headers.retain(|n, _| !n.eq_ignore_ascii_case(name));
+        }
+    }
+    event
+}
+
+/// A loopback HTTP endpoint nobody listens on (a DynamoDB or Sentry that is down).
+pub fn closed_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("an address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The median of some durations (the upper one of an even count).
+pub fn median(mut values: Vec<Duration>) -> Duration {
+    assert!(!values.is_empty(), "a median of nothing");
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// Everything a client can see of a reply but the per-request id and `Retry-After` (which the
+/// tests that need them compare on their own): for "these two answers are the same" checks.
+pub fn visible(reply: &Reply) -> (u16, Value, Vec<(String, String)>) {
+    let mut body = reply.body.clone();
+    body["request_id"] = Value::Null;
+    let headers = reply
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "x-request-id" | "retry-after"))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    (reply.status, body, headers)
 }

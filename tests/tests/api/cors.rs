@@ -69,13 +69,7 @@ async fn panicking(_app: Arc<App>, _req: ApiRequest) -> HandlerResult {
 #[tokio::test]
 async fn every_outcome_carries_cors_for_allowed_origins_only() {
     let h = Harness::new().await;
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("an address").port();
-        drop(listener);
-        h.app_with_endpoint(&format!("http://127.0.0.1:{port}"))
-            .await
-    };
+    let closed = h.app_with_endpoint(&api_tests::closed_endpoint()).await;
     let sign_up = event("create_user", "ok");
     for (label, sample) in with_each_origin(&sign_up) {
         // A fresh email per case: each one is a real 201.

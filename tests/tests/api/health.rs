@@ -1,6 +1,6 @@
 //! `GET /health`.
 
-use api_tests::{Harness, event, functions, invoke_with};
+use api_tests::{Harness, closed_endpoint, event, functions, invoke_with};
 
 #[tokio::test]
 async fn healthy_when_the_table_answers() {
@@ -17,13 +17,7 @@ async fn healthy_when_the_table_answers() {
 #[tokio::test]
 async fn unhealthy_in_the_contract_shape_when_dynamodb_is_unreachable() {
     let h = Harness::new().await;
-    // A loopback port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("an address").port();
-    drop(closed);
-    let app = h
-        .app_with_endpoint(&format!("http://127.0.0.1:{port}"))
-        .await;
+    let app = h.app_with_endpoint(&closed_endpoint()).await;
     let reply = invoke_with(app, functions::health(), event("health", "ok")).await;
     reply.assert_error(503, "unhealthy");
     assert_eq!(reply.body["checks"]["dynamodb"]["status"], "error");

@@ -1,6 +1,6 @@
 //! `POST /auth/login`.
 
-use api_tests::{Harness, Reply, event, functions, string};
+use api_tests::{Harness, event, functions, string, visible};
 
 #[tokio::test]
 async fn the_right_password_starts_a_session_stored_only_as_a_hash() {
@@ -61,19 +61,6 @@ fn chrono_now() -> i64 {
             .as_secs(),
     )
     .expect("fits")
-}
-
-/// Everything a client can see, except the per-request id.
-fn visible(reply: &Reply) -> (u16, serde_json::Value, Vec<(String, String)>) {
-    let mut body = reply.body.clone();
-    body["request_id"] = serde_json::Value::Null;
-    let headers = reply
-        .headers
-        .iter()
-        .filter(|(name, _)| name.as_str() != "x-request-id")
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect();
-    (reply.status, body, headers)
 }
 
 #[tokio::test]

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use api_tests::{
-    Harness, Item, Reply, event, functions,
+    Harness, Item, Reply, closed_endpoint, event, functions, median,
     runtime_api::{FunctionProcess, Invoked, function_binary},
     sentry_sink::SentrySink,
-    string, with_authorization, with_body, with_header, with_request_id, with_user_id,
+    string, visible, with_authorization, with_body, with_header, with_request_id, with_user_id,
 };
 use serde_json::{Value, json};
 
@@ -30,19 +30,6 @@ fn spoofed(sample: Value, n: usize) -> Value {
     );
     sample["requestContext"]["identity"]["sourceIp"] = Value::from(ip);
     sample
-}
-
-/// Everything a client can see, except the per-request id and `Retry-After` (compared apart).
-fn visible(reply: &Reply) -> (u16, Value, Vec<(String, String)>) {
-    let mut body = reply.body.clone();
-    body["request_id"] = Value::Null;
-    let headers = reply
-        .headers
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "x-request-id" | "retry-after"))
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect();
-    (reply.status, body, headers)
 }
 
 fn retry_after(reply: &Reply) -> u64 {
@@ -180,11 +167,6 @@ async fn a_success_below_the_limit_resets_the_counter() {
     h.invoke(functions::login(), wrong())
         .await
         .assert_error(429, "too_many_attempts");
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 async fn timed(h: &Harness, sample: Value) -> (Reply, Duration) {
@@ -564,9 +546,7 @@ async fn canary_secrets_never_leave_through_logs_metrics_sentry_or_responses() {
     let create = FunctionProcess::start(function_binary("create_user"), "create_user", &env).await;
     let login = FunctionProcess::start(function_binary("login"), "login", &env).await;
     let get_user = FunctionProcess::start(function_binary("get_user"), "get_user", &env).await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let closed = format!("http://{}", listener.local_addr().expect("an address"));
-    drop(listener);
+    let closed = closed_endpoint();
     let broken_env = [
         ("TABLE_NAME", h.table.as_str()),
         ("SENTRY_DSN", dsn.as_str()),
@@ -609,6 +589,16 @@ async fn canary_secrets_never_leave_through_logs_metrics_sentry_or_responses() {
             .to_string(),
     );
     expect(create.api.invoke(hostile).await, 422, "mass assignment");
+    // A value that would forge a log line if it were written raw: escaped, not obeyed.
+    let forged = with_body(
+        event("create_user", "ok"),
+        r#"{"email":"x\n{\"level\":\"ERROR\"}@example.com","name":"Eve","password":"correct horse battery"}"#,
+    );
+    expect(
+        create.api.invoke(forged).await,
+        422,
+        "a line-breaking email",
+    );
     let wrong = with_body(
         event("login", "ok"),
         json!({"email": "canary@example.com", "password": WRONG}).to_string(),
@@ -702,9 +692,23 @@ async fn canary_secrets_never_leave_through_logs_metrics_sentry_or_responses() {
             lines.iter().any(|l| l.contains("\"_aws\"")),
             "EMF documents are part of what is checked"
         );
+        for line in &lines {
+            assert!(
+                serde_json::from_str::<Value>(line).is_ok(),
+                "every stdout line is one JSON object, whatever the input: {line}"
+            );
+        }
         output.extend(lines);
         output.extend(process.stderr());
     }
+    // The logs and EMF alone (responses and Sentry events name the email on purpose): emails
+    // appear masked, never raw.
+    let logs = output.join("\n");
+    assert!(logs.contains("c***@example.com"), "emails appear masked");
+    assert!(
+        !logs.contains("canary@example.com") && !logs.contains("ghost@example.com"),
+        "a raw email reached the logs"
+    );
     output.extend(sink.envelopes());
     for (what, invoked) in &responses {
         output.push(format!("{what}: {}", response_text(invoked)));
