@@ -9,6 +9,6 @@ mod user;
 
 pub use email::{Email, InvalidEmail};
 pub use login_limit::{FailureKey, LoginFailures, LoginLimit};
-pub use password::{HashError, Password, PasswordHash, PasswordHasher, PasswordRules};
+pub use password::{HashError, MEMORY_KIB, Password, PasswordHash, PasswordHasher, PasswordRules};
 pub use session::{NoRandomness, SESSION_TTL, Session, SessionToken, TokenHash};
 pub use user::{NewUser, User, UserId, UserName, UserView};

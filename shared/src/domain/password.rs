@@ -43,7 +43,8 @@ impl PasswordRules {
 
 /// Argon2id with OWASP's first recommended setting: 19 MiB, 2 passes, 1 lane. It fits a small
 /// Lambda's memory; the cost per hash on the login function is measured in BENCHMARKS.md.
-const MEMORY_KIB: u32 = 19 * 1024;
+/// Argon2id's memory per hash, in KiB (one block of this size is allocated per hash).
+pub const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
 const LANES: u32 = 1;
 
