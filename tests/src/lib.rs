@@ -2,8 +2,11 @@
 //! exactly as the Lambda runtime would feed them, against the local DynamoDB-compatible server.
 //!
 //! `make test` starts that server and exports `AWS_ENDPOINT_URL_DYNAMODB` and `TABLE_NAME` (a table
-//! created from template.yaml). Each [`Harness`] clones that table's key schema and TTL into a fresh
-//! table of its own, so tests run in parallel and "nothing was stored" means an empty table.
+//! created from template.yaml). [`Harness::new`] clones that table's key schema and TTL into a
+//! fresh table of its own, so tests run in parallel and "nothing was stored" means an empty table.
+//! A test that never looks at the table's contents and writes no fixed key (no sample user) takes
+//! [`Harness::shared`] instead: one table for the whole test binary, made once (the local server
+//! serialises every request, so each table made costs every test a little).
 
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -121,9 +124,49 @@ pub struct Harness {
 impl Harness {
     /// Creates a table like `TABLE_NAME` (keys, attribute definitions, TTL) under a new name.
     pub async fn new() -> Self {
+        let client = Self::client().await;
+        let table = Self::create_table(&client).await;
+        let app = Self::app_for(client.clone(), &table);
+        Self { client, table, app }
+    }
+
+    /// The test binary's shared table (made by the first caller), with a client of this test's
+    /// own: for tests that do not inspect the table and use only keys of their own.
+    pub async fn shared() -> Self {
+        static SHARED: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        let client = Self::client().await;
+        let table = SHARED
+            .get_or_init(|| async { Self::create_table(&Self::client().await).await })
+            .await
+            .clone();
+        let app = Self::app_for(client.clone(), &table);
+        Self { client, table, app }
+    }
+
+    /// Deletes every item of this harness's table (for a test that runs cases one after another).
+    pub async fn clear(&self) {
+        for item in self.items().await {
+            let key = ["pk", "sk"]
+                .into_iter()
+                .filter_map(|k| item.get(k).map(|v| (k.to_owned(), v.clone())))
+                .collect();
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .expect("delete an item");
+        }
+    }
+
+    async fn client() -> Client {
         let endpoint = required_env("AWS_ENDPOINT_URL_DYNAMODB");
+        Client::new(&sdk_config(Some(&endpoint)).await)
+    }
+
+    async fn create_table(client: &Client) -> String {
         let template_table = required_env("TABLE_NAME");
-        let client = Client::new(&sdk_config(Some(&endpoint)).await);
         let described = client
             .describe_table()
             .table_name(&template_table)
@@ -165,8 +208,7 @@ impl Harness {
                 .await
                 .expect("enable TTL");
         }
-        let app = Self::app_for(client.clone(), &table);
-        Self { client, table, app }
+        table
     }
 
     fn app_for(client: Client, table: &str) -> Arc<App> {

@@ -68,7 +68,7 @@ async fn panicking(_app: Arc<App>, _req: ApiRequest) -> HandlerResult {
 
 #[tokio::test]
 async fn every_outcome_carries_cors_for_allowed_origins_only() {
-    let h = Harness::new().await;
+    let h = Harness::shared().await;
     let closed = h.app_with_endpoint(&api_tests::closed_endpoint()).await;
     let sign_up = event("create_user", "ok");
     for (label, sample) in with_each_origin(&sign_up) {
@@ -119,7 +119,7 @@ async fn every_outcome_carries_cors_for_allowed_origins_only() {
 
 #[tokio::test]
 async fn an_empty_list_means_no_cors_header_anywhere() {
-    let h = Harness::new().await;
+    let h = Harness::shared().await;
     let sample = with_header(event("create_user", "invalid_fields"), "Origin", ALLOWED);
     for (what, reply) in [
         (
@@ -177,7 +177,7 @@ async fn a_method_the_route_does_not_serve_is_a_405_with_allow() {
 
 #[tokio::test]
 async fn a_preflight_that_reaches_a_function_is_answered_without_the_handler() {
-    let h = Harness::new().await;
+    let h = Harness::shared().await;
     let (origins, _) = shared::cors::AllowedOrigins::parse(TEST_ALLOWED_ORIGINS);
     for (origin, allowed) in [(ALLOWED, true), ("https://evil.example.net", false)] {
         let mut sample = with_header(event("create_user", "ok"), "Origin", origin);

@@ -4,7 +4,7 @@ use api_tests::{Harness, closed_endpoint, event, functions, invoke_with};
 
 #[tokio::test]
 async fn healthy_when_the_table_answers() {
-    let h = Harness::new().await;
+    let h = Harness::shared().await;
     let reply = h.invoke(functions::health(), event("health", "ok")).await;
     assert_eq!(reply.status, 200, "{reply:#?}");
     reply.assert_common_headers();
@@ -16,7 +16,7 @@ async fn healthy_when_the_table_answers() {
 
 #[tokio::test]
 async fn unhealthy_in_the_contract_shape_when_dynamodb_is_unreachable() {
-    let h = Harness::new().await;
+    let h = Harness::shared().await;
     let app = h.app_with_endpoint(&closed_endpoint()).await;
     let reply = invoke_with(app, functions::health(), event("health", "ok")).await;
     reply.assert_error(503, "unhealthy");

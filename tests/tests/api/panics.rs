@@ -16,7 +16,8 @@ async fn panicking(_app: Arc<App>, req: ApiRequest) -> HandlerResult {
 
 #[tokio::test]
 async fn a_panic_becomes_a_500_in_the_contract_shape() {
-    let h = Harness::new().await;
+    // The panicking handler never reaches the store.
+    let h = Harness::shared().await;
     let function = Function {
         name: "panicking",
         route: Route::new("GET", "/health"),
@@ -35,7 +36,8 @@ async fn a_panic_becomes_a_500_in_the_contract_shape() {
 #[tokio::test]
 async fn the_same_service_keeps_serving_after_a_panic() {
     use tower::ServiceExt as _;
-    let h = Harness::new().await;
+    // The panicking handler never reaches the store.
+    let h = Harness::shared().await;
     let service = shared::runtime::ApiService::new(
         "panicking",
         Route::new("GET", "/health"),

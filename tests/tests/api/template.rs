@@ -831,7 +831,9 @@ fn release_builds_keep_unwinding() {
         toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))
             .expect("Cargo.toml is TOML");
     assert_eq!(
-        manifest["profile"]["release"].get("panic").and_then(|p| p.as_str()),
+        manifest["profile"]["release"]
+            .get("panic")
+            .and_then(|p| p.as_str()),
         Some("unwind"),
         "[profile.release] sets panic = \"unwind\" explicitly"
     );
