@@ -14,21 +14,29 @@
 //! assert_eq!(proxy.calls("GetItem"), 2);
 //! ```
 //!
-//! Forwarding is deliberately simple: requests carry a `Content-Length` (the AWS SDK always sends
-//! one for DynamoDB), each is sent to the server on a connection of its own with `Connection: close`,
-//! and the answer is read to its end and sent back with a `Content-Length`, on the client's
-//! keep-alive connection.
+//! HTTP is hyper's on both sides: each client connection is served by hyper's HTTP/1.1 server, and a
+//! forwarded call goes to the server through hyper's client, on a connection of its own, its whole
+//! body read before it is sent back. Only the faults that are about the socket itself (a reset, a
+//! lost response) act on the connection under hyper: the connection's task then drops it, after
+//! setting a zero linger for a reset.
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{
+    Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn,
+};
+use hyper_util::rt::TokioIo;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
+    sync::mpsc,
 };
 
 /// What to do to one call.
@@ -223,9 +231,7 @@ impl FaultProxy {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
                 let state = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let _ = serve(client, upstream, state).await;
-                });
+                connections.spawn(serve(client, upstream, state));
                 // Reap finished connections as we go.
                 while connections.try_join_next().is_some() {}
             }
@@ -274,292 +280,202 @@ impl FaultProxy {
     }
 }
 
-/// One HTTP/1.1 message head and body.
-struct Message {
-    head: String,
-    body: Vec<u8>,
+/// What a call's fault does to its connection, beyond (or instead of) an answer.
+#[derive(Debug, Clone, Copy)]
+enum Severance {
+    /// Close it with an RST.
+    Reset,
+    /// Close it without answering.
+    Close,
 }
 
-impl Message {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim()
-                .eq_ignore_ascii_case(name)
-                .then_some(value.trim())
-        })
-    }
-}
-
-/// Serves one client connection: request after request until the client closes it or a fault does.
-async fn serve(
-    mut client: TcpStream,
-    upstream: SocketAddr,
-    state: Arc<Mutex<State>>,
-) -> std::io::Result<()> {
-    let mut buffer = Vec::new();
-    loop {
-        let Some(request) = read_request(&mut client, &mut buffer).await? else {
-            return Ok(());
-        };
-        let operation = request
-            .header("x-amz-target")
-            .and_then(|t| t.rsplit('.').next())
-            .unwrap_or("unknown")
-            .to_owned();
-        let fault = state.lock().expect("proxy state").on_call(&operation);
-        match fault {
-            None => {
-                let answer = forward(&request, upstream).await?;
-                client.write_all(&answer).await?;
-            }
-            Some(Fault::Latency(delay)) => {
-                tokio::time::sleep(delay).await;
-                let answer = forward(&request, upstream).await?;
-                client.write_all(&answer).await?;
-            }
-            Some(Fault::Throttle) => {
-                client
-                    .write_all(&json_answer(
-                        400,
-                        &aws_error(
-                            "com.amazonaws.dynamodb.v20120810#ThrottlingException",
-                            "Rate exceeded",
-                        ),
-                    ))
-                    .await?;
-            }
-            Some(Fault::ServerError) => {
-                client
-                    .write_all(&json_answer(
-                        500,
-                        &aws_error(
-                            "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                            "Internal server error",
-                        ),
-                    ))
-                    .await?;
-            }
-            Some(Fault::Validation) => {
-                client
-                    .write_all(&json_answer(
-                        400,
-                        &aws_error(
-                            "com.amazon.coral.validate#ValidationException",
-                            "One or more parameter values were invalid",
-                        ),
-                    ))
-                    .await?;
-            }
-            Some(Fault::TransactionConflict) => {
-                let items = serde_json::from_slice::<serde_json::Value>(&request.body)
-                    .ok()
-                    .and_then(|v| v["TransactItems"].as_array().map(Vec::len))
-                    .unwrap_or(1)
-                    .max(1);
-                let mut reasons = vec![serde_json::json!({"Code": "None"}); items - 1];
-                reasons.push(serde_json::json!({
-                    "Code": "TransactionConflict",
-                    "Message": "Transaction is ongoing for the item",
-                }));
-                let codes: Vec<&str> = reasons
-                    .iter()
-                    .map(|r| r["Code"].as_str().unwrap_or("None"))
-                    .collect();
-                let body = serde_json::json!({
-                    "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-                    "message": format!(
-                        "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
-                        codes.join(", ")
-                    ),
-                    "CancellationReasons": reasons,
-                });
-                client
-                    .write_all(&json_answer(400, &body.to_string()))
-                    .await?;
-            }
-            Some(Fault::Reply(status, body)) => {
-                client.write_all(&json_answer(status, &body)).await?;
-            }
-            Some(Fault::Reset) => {
+/// Serves one client connection with hyper until the client closes it or a fault drops it.
+async fn serve(client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<State>>) {
+    // A second handle on the same socket, to set its linger once hyper owns the first.
+    let Ok(raw) = client
+        .into_std()
+        .and_then(|std| Ok((std.try_clone()?, std)))
+        .and_then(|(clone, std)| Ok((TcpStream::from_std(clone)?, TcpStream::from_std(std)?)))
+    else {
+        return;
+    };
+    let (socket, client) = raw;
+    let (drop_tx, mut drop_rx) = mpsc::unbounded_channel::<Severance>();
+    let service = service_fn(move |request: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        let drop_tx = drop_tx.clone();
+        async move { Ok::<_, Infallible>(answer(request, upstream, &state, &drop_tx).await) }
+    });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(client), service);
+    tokio::select! {
+        _ = connection => {}
+        fault = drop_rx.recv() => {
+            if let Some(Severance::Reset) = fault {
                 // A zero linger makes the close an RST; with zero there is nothing to block on,
                 // which is what the deprecation warns about.
                 #[allow(deprecated)]
-                client.set_linger(Some(Duration::ZERO))?;
-                return Ok(());
+                let _ = socket.set_linger(Some(Duration::ZERO));
             }
-            Some(Fault::Hang) => {
-                // Hold the connection until the client gives up on it.
-                let mut sink = [0_u8; 1024];
-                while client.read(&mut sink).await? > 0 {}
-                return Ok(());
+            // Leaving the select drops hyper's connection and so closes the socket.
+        }
+    }
+}
+
+/// The answer to one call: the server's, or the fault the plan picks for it.
+async fn answer(
+    request: Request<Incoming>,
+    upstream: SocketAddr,
+    state: &Mutex<State>,
+    drop_connection: &mpsc::UnboundedSender<Severance>,
+) -> Response<Full<Bytes>> {
+    let operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("unknown")
+        .to_owned();
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let request = Request::from_parts(parts, body);
+    let fault = state.lock().expect("proxy state").on_call(&operation);
+    let error = |status: u16, kind: &str, message: &str| {
+        json_answer(
+            status,
+            serde_json::json!({"__type": kind, "message": message}).to_string(),
+        )
+    };
+    match fault {
+        None => forward(request, upstream).await,
+        Some(Fault::Latency(delay)) => {
+            tokio::time::sleep(delay).await;
+            forward(request, upstream).await
+        }
+        Some(Fault::Throttle) => error(
+            400,
+            "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+            "Rate exceeded",
+        ),
+        Some(Fault::ServerError) => error(
+            500,
+            "com.amazonaws.dynamodb.v20120810#InternalServerError",
+            "Internal server error",
+        ),
+        Some(Fault::Validation) => error(
+            400,
+            "com.amazon.coral.validate#ValidationException",
+            "One or more parameter values were invalid",
+        ),
+        Some(Fault::TransactionConflict) => transaction_conflict(request.body()),
+        Some(Fault::Reply(status, body)) => json_answer(status, body),
+        Some(Fault::Reset) => never_answer(drop_connection, Severance::Reset).await,
+        // Hold the connection open, answering nothing, until the client gives up on it.
+        Some(Fault::Hang) => std::future::pending().await,
+        Some(Fault::LoseResponse) => {
+            let _ = forward(request, upstream).await;
+            never_answer(drop_connection, Severance::Close).await
+        }
+    }
+}
+
+/// Has the connection dropped, and waits for that (the answer is never sent).
+async fn never_answer(
+    drop_connection: &mpsc::UnboundedSender<Severance>,
+    how: Severance,
+) -> Response<Full<Bytes>> {
+    let _ = drop_connection.send(how);
+    std::future::pending().await
+}
+
+/// `400 TransactionCanceledException`: the last item's reason `TransactionConflict`, the others
+/// `None`, as DynamoDB words it.
+fn transaction_conflict(request_body: &Bytes) -> Response<Full<Bytes>> {
+    let items = serde_json::from_slice::<serde_json::Value>(request_body)
+        .ok()
+        .and_then(|v| v["TransactItems"].as_array().map(Vec::len))
+        .unwrap_or(1)
+        .max(1);
+    let mut reasons = vec![serde_json::json!({"Code": "None"}); items - 1];
+    reasons.push(serde_json::json!({
+        "Code": "TransactionConflict",
+        "Message": "Transaction is ongoing for the item",
+    }));
+    let codes: Vec<&str> = reasons
+        .iter()
+        .map(|r| r["Code"].as_str().unwrap_or("None"))
+        .collect();
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "message": format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        ),
+        "CancellationReasons": reasons,
+    });
+    json_answer(400, body.to_string())
+}
+
+/// An answer in DynamoDB's JSON protocol.
+fn json_answer(status: u16, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    headers.insert(
+        "x-amzn-requestid",
+        header::HeaderValue::from_static("fault-proxy"),
+    );
+    response
+}
+
+/// Sends `request` to the server with hyper's client, on a connection of its own, and returns
+/// the server's answer with its whole body. A failure to reach the server is a 502 the SDK treats
+/// as a server error.
+async fn forward(request: Request<Bytes>, upstream: SocketAddr) -> Response<Full<Bytes>> {
+    let sent = async {
+        let stream = TcpStream::connect(upstream).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(connection);
+        let (parts, body) = request.into_parts();
+        let response = sender
+            .send_request(Request::from_parts(parts, Full::new(body)))
+            .await
+            .map_err(std::io::Error::other)?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok::<_, std::io::Error>(Response::from_parts(parts, Full::new(body)))
+    };
+    match sent.await {
+        Ok(mut response) => {
+            // The body is whole now: hyper frames it again.
+            let headers = response.headers_mut();
+            for hop in [
+                header::TRANSFER_ENCODING,
+                header::CONNECTION,
+                header::CONTENT_LENGTH,
+            ] {
+                headers.remove(hop);
             }
-            Some(Fault::LoseResponse) => {
-                let _answer = forward(&request, upstream).await?;
-                return Ok(());
-            }
+            response
         }
-    }
-}
-
-fn aws_error(kind: &str, message: &str) -> String {
-    serde_json::json!({"__type": kind, "message": message}).to_string()
-}
-
-fn json_answer(status: u16, body: &str) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
-    };
-    let mut answer = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/x-amz-json-1.0\r\n\
-         x-amzn-requestid: fault-proxy\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    answer.extend_from_slice(body.as_bytes());
-    answer
-}
-
-/// Reads one request (head and `Content-Length` body); `None` when the client closed the
-/// connection between requests.
-async fn read_request(
-    stream: &mut (impl AsyncRead + Unpin),
-    buffer: &mut Vec<u8>,
-) -> std::io::Result<Option<Message>> {
-    let Some(head_end) = read_head(stream, buffer).await? else {
-        return Ok(None);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    buffer.drain(..head_end + 4);
-    let mut message = Message {
-        head,
-        body: Vec::new(),
-    };
-    let length: usize = message
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buffer.len() < length {
-        let mut chunk = [0_u8; 8192];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    message.body = buffer.drain(..length).collect();
-    Ok(Some(message))
-}
-
-/// Reads until the end of a message head; returns its length (without the blank line).
-async fn read_head(
-    stream: &mut (impl AsyncRead + Unpin),
-    buffer: &mut Vec<u8>,
-) -> std::io::Result<Option<usize>> {
-    loop {
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Ok(Some(end));
-        }
-        let mut chunk = [0_u8; 8192];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return if buffer.is_empty() {
-                Ok(None)
-            } else {
-                Err(std::io::ErrorKind::UnexpectedEof.into())
-            };
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Sends `request` to the server on a connection of its own and returns the answer, re-framed with a
-/// `Content-Length`.
-async fn forward(request: &Message, upstream: SocketAddr) -> std::io::Result<Vec<u8>> {
-    let mut server = TcpStream::connect(upstream).await?;
-    let mut head = String::new();
-    for (i, line) in request.head.lines().enumerate() {
-        let name = line.split(':').next().unwrap_or_default().trim();
-        if i > 0
-            && (name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("keep-alive"))
-        {
-            continue;
-        }
-        head.push_str(line);
-        head.push_str("\r\n");
-    }
-    head.push_str("connection: close\r\n\r\n");
-    server.write_all(head.as_bytes()).await?;
-    server.write_all(&request.body).await?;
-    let mut raw = Vec::new();
-    server.read_to_end(&mut raw).await?;
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or(std::io::ErrorKind::InvalidData)?;
-    let answer = Message {
-        head: String::from_utf8_lossy(&raw[..head_end]).into_owned(),
-        body: raw[head_end + 4..].to_vec(),
-    };
-    let chunked = answer
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    let mut body = if chunked {
-        dechunk(&answer.body)?
-    } else {
-        answer.body.clone()
-    };
-    if let Some(length) = answer.header("content-length").and_then(|v| v.parse().ok()) {
-        body.truncate(length);
-    }
-    let mut out = String::new();
-    for (i, line) in answer.head.lines().enumerate() {
-        let name = line
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if i > 0
-            && matches!(
-                name.as_str(),
-                "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-            )
-        {
-            continue;
-        }
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&body);
-    Ok(bytes)
-}
-
-fn dechunk(mut data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let invalid = || std::io::Error::from(std::io::ErrorKind::InvalidData);
-    let mut body = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(invalid)?;
-        let size_text = String::from_utf8_lossy(&data[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| invalid())?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        if data.len() < size + 2 {
-            return Err(invalid());
-        }
-        body.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
+        Err(err) => json_answer(
+            502,
+            serde_json::json!({"__type": "FaultProxyUpstreamError", "message": err.to_string()})
+                .to_string(),
+        ),
     }
 }
