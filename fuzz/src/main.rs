@@ -17,8 +17,16 @@
 //!   (the store points at a closed port, so a refused input that reached it would show as a 503
 //!   and be reported).
 //!
-//! `FUZZ_SECONDS` (default 60) bounds the run, `FUZZ_SEED` repeats one. A finding is printed and
-//! written to `fuzz/artifacts/`, and the process exits with status 1.
+//! `FUZZ_SECONDS` (default 60) bounds the run, `FUZZ_SEED` repeats one. An input is data
+//! ([`Input`]: the target, the bytes, the content type, the id), so a finding is shrunk (chunks cut
+//! while it still fails) and saved as `fuzz/regressions/finding-<seed>.json`; every run replays
+//! the saved regressions before anything new, so a fixed finding stays fixed once its file is
+//! committed. The process exits with status 1 on a finding.
+//!
+//! Why not proptest or bolero, which shrink and keep regressions too: both would need the hostile
+//! fragments and the splicing of real events rewritten as their generators, and bolero's coverage
+//! guidance, its real gain, needs the nightly toolchain (as cargo-fuzz does). Shrinking and saved
+//! regressions were the missing parts, and they are the few functions above `main`.
 
 // A fuzzer: a broken expectation is a finding, reported by panicking with the input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -371,11 +379,33 @@ struct Stats {
     undeliverable: u64,
 }
 
-async fn one(app: &Arc<App>, rng: &mut Rng, seeds: &[Vec<u8>], stats: &mut Stats) {
+/// Which handler an input is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Target {
+    CreateUser,
+    Login,
+    GetUser,
+}
+
+/// One generated input, as data: what a finding saves (shrunk) and a regression replays.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Input {
+    target: Target,
+    /// The body (create_user, login) or the `Authorization` value (get_user).
+    data: Vec<u8>,
+    /// The body's content type (create_user, login).
+    content_type: String,
+    /// get_user: `Bearer ` before `data`.
+    bearer: bool,
+    /// get_user: the id in the path.
+    id: Vec<u8>,
+    /// get_user: the id also given as a path parameter, as API Gateway does.
+    id_as_parameter: bool,
+}
+
+fn generate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Input {
     let data = mutate(rng, seeds);
-    let text = String::from_utf8_lossy(&data).into_owned();
-    check_parsers(&text);
-    let _ = JsonObject::parse(&data);
     let content_type = (*rng.pick(&[
         "application/json",
         "application/json; charset=utf-8",
@@ -385,23 +415,44 @@ async fn one(app: &Arc<App>, rng: &mut Rng, seeds: &[Vec<u8>], stats: &mut Stats
         "",
     ]))
     .to_owned();
+    let target = *rng.pick(&[Target::CreateUser, Target::Login, Target::GetUser]);
+    let bearer = rng.chance(2);
+    let id = mutate(rng, seeds);
+    let id_as_parameter = rng.chance(2);
+    Input {
+        target,
+        data,
+        content_type,
+        bearer,
+        id,
+        id_as_parameter,
+    }
+}
+
+/// Runs one input through the parsers and its handler; a broken expectation panics.
+async fn check(app: &Arc<App>, input: &Input, stats: &mut Stats) {
+    let data = &input.data;
+    let text = String::from_utf8_lossy(data).into_owned();
+    check_parsers(&text);
+    let _ = JsonObject::parse(data);
+    let content_type = input.content_type.clone();
     let too_large = data.len() > MAX_BODY_BYTES;
     let json = !content_type.is_empty()
         && content_type != "text/plain"
         && content_type != "application/jsonp";
-    match rng.below(3) {
-        0 => {
+    match input.target {
+        Target::CreateUser => {
             // The handler's own parse: what it accepts would reach DynamoDB.
             let valid = !too_large
                 && json
-                && JsonObject::parse(&data)
+                && JsonObject::parse(data)
                     .ok()
                     .is_some_and(|body| create_user::parse(body).is_ok());
             if valid {
                 stats.valid_not_sent += 1;
                 return;
             }
-            let Some(req) = request("POST", "/users", &data, &[("content-type", content_type)])
+            let Some(req) = request("POST", "/users", data, &[("content-type", content_type)])
             else {
                 stats.undeliverable += 1;
                 return;
@@ -414,12 +465,12 @@ async fn one(app: &Arc<App>, rng: &mut Rng, seeds: &[Vec<u8>], stats: &mut Stats
                 req,
             )
             .await;
-            check_refusal("create_user", &response, &submitted_values(&data));
+            check_refusal("create_user", &response, &submitted_values(data));
         }
-        1 => {
+        Target::Login => {
             let valid = !too_large
                 && json
-                && JsonObject::parse(&data)
+                && JsonObject::parse(data)
                     .ok()
                     .is_some_and(|body| login::parse(body).is_ok());
             if valid {
@@ -429,23 +480,23 @@ async fn one(app: &Arc<App>, rng: &mut Rng, seeds: &[Vec<u8>], stats: &mut Stats
             let Some(req) = request(
                 "POST",
                 "/auth/login",
-                &data,
+                data,
                 &[("content-type", content_type)],
             ) else {
                 stats.undeliverable += 1;
                 return;
             };
             let response = serve(app, "login", login::ROUTE, login::handle, req).await;
-            check_refusal("login", &response, &submitted_values(&data));
+            check_refusal("login", &response, &submitted_values(data));
         }
-        _ => {
+        Target::GetUser => {
             // The header and the path id, both from the mutated input.
-            let authorization = if rng.chance(2) {
+            let authorization = if input.bearer {
                 format!("Bearer {text}")
             } else {
                 text.clone()
             };
-            let id = String::from_utf8_lossy(&mutate(rng, seeds)).into_owned();
+            let id = String::from_utf8_lossy(&input.id).into_owned();
             let raw_path = format!("/users/{}", id.replace(['?', '#', ' '], "%20"));
             let Some(mut req) = request(
                 "GET",
@@ -456,7 +507,7 @@ async fn one(app: &Arc<App>, rng: &mut Rng, seeds: &[Vec<u8>], stats: &mut Stats
                 stats.undeliverable += 1;
                 return;
             };
-            if rng.chance(2) {
+            if input.id_as_parameter {
                 req = req.with_path_parameters(HashMap::from([("id".to_owned(), id.clone())]));
             }
             // The id as the handler sees it can only ever be one canonical UUID or nothing.
@@ -496,6 +547,126 @@ async fn one(app: &Arc<App>, rng: &mut Rng, seeds: &[Vec<u8>], stats: &mut Stats
         }
     }
     stats.refused += 1;
+}
+
+/// While set, the panic hook stays quiet: a finding's panic is reported by its message, once,
+/// and the thousands of panics of a shrink are not printed at all.
+static CHECKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn quiet_while_checking() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !CHECKING.load(std::sync::atomic::Ordering::Relaxed) {
+            previous(info);
+        }
+    }));
+}
+
+/// The panic message if `input` breaks an expectation.
+fn finding(
+    runtime: &tokio::runtime::Runtime,
+    app: &Arc<App>,
+    input: &Input,
+    stats: &mut Stats,
+) -> Option<String> {
+    CHECKING.store(true, std::sync::atomic::Ordering::Relaxed);
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(check(app, input, stats));
+    }));
+    CHECKING.store(false, std::sync::atomic::Ordering::Relaxed);
+    outcome.err().map(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default()
+    })
+}
+
+/// A smaller input that still breaks an expectation: chunks of the body and of the id are cut
+/// while the input keeps failing, halving the chunk size down to one byte (a bounded number of
+/// tries, so a slow finding does not shrink forever).
+fn shrink(
+    runtime: &tokio::runtime::Runtime,
+    app: &Arc<App>,
+    mut input: Input,
+    mut message: String,
+) -> (Input, String) {
+    let mut stats = Stats::default();
+    let mut tries = 0;
+    for field in [0, 1] {
+        let len = |i: &Input| if field == 0 { i.data.len() } else { i.id.len() };
+        let mut chunk = len(&input).max(1);
+        while chunk > 0 && tries < 5_000 {
+            let mut start = 0;
+            while start < len(&input) && tries < 5_000 {
+                let mut smaller = input.clone();
+                let bytes = if field == 0 {
+                    &mut smaller.data
+                } else {
+                    &mut smaller.id
+                };
+                let end = (start + chunk).min(bytes.len());
+                bytes.drain(start..end);
+                tries += 1;
+                match finding(runtime, app, &smaller, &mut stats) {
+                    Some(still) => {
+                        input = smaller;
+                        message = still;
+                    }
+                    None => start += chunk,
+                }
+            }
+            chunk /= 2;
+        }
+    }
+    (input, message)
+}
+
+fn regressions_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions")
+}
+
+/// Writes the (shrunk) input of a finding where every later run replays it first; commit the file
+/// with the fix.
+fn save_regression(input: &Input, message: &str, seed: u64) -> String {
+    let dir = regressions_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("finding-{seed}.json"));
+    let record = serde_json::json!({"seed": seed, "finding": message, "input": input});
+    let _ = std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&record).unwrap_or_default() + "\n",
+    );
+    path.display().to_string()
+}
+
+/// Runs every saved regression (`fuzz/regressions/*.json`) before any new input; a failing one is
+/// a finding again. Returns how many ran.
+fn replay_regressions(
+    runtime: &tokio::runtime::Runtime,
+    app: &Arc<App>,
+    stats: &mut Stats,
+) -> usize {
+    let mut files: Vec<_> = std::fs::read_dir(regressions_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    for path in &files {
+        let record: Value = serde_json::from_slice(&std::fs::read(path).expect("readable"))
+            .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
+        let input: Input = serde_json::from_value(record["input"].clone())
+            .unwrap_or_else(|err| panic!("{} holds no input: {err}", path.display()));
+        if let Some(message) = finding(runtime, app, &input, stats) {
+            eprintln!("REGRESSION {} fails again: {message}", path.display());
+            std::process::exit(1);
+        }
+    }
+    files.len()
 }
 
 fn req_clone(req: &Request) -> Request {
@@ -553,33 +724,28 @@ fn main() {
         .expect("a runtime");
     let app = app();
     let seeds = corpus();
-    let mut rng = Rng(seed);
+    quiet_while_checking();
     let mut stats = Stats::default();
+    let replayed = replay_regressions(&runtime, &app, &mut stats);
+    let mut rng = Rng(seed);
     let started = Instant::now();
     let limit = Duration::from_secs(seconds);
     while started.elapsed() < limit {
         let state = rng.0;
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(one(&app, &mut rng, &seeds, &mut stats));
-        }));
+        let input = generate(&mut rng, &seeds);
         stats.inputs += 1;
-        if let Err(payload) = outcome {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts");
-            let _ = std::fs::create_dir_all(dir);
-            let path = format!("{dir}/finding-{state}.txt");
-            let _ = std::fs::write(&path, format!("reproduce: FUZZ_SEED={state}\n{message}\n"));
+        if let Some(message) = finding(&runtime, &app, &input, &mut stats) {
+            let (input, message) = shrink(&runtime, &app, input, message);
+            let path = save_regression(&input, &message, state);
             eprintln!(
-                "FINDING after {} inputs: {message}\nreproduce with FUZZ_SEED={state} (written to {path})",
+                "FINDING after {} inputs: {message}\nreproduce with FUZZ_SEED={state}; the input, \
+                 shrunk, is saved as {path} and replayed first by every later run",
                 stats.inputs
             );
             std::process::exit(1);
         }
     }
+    println!("{replayed} saved regressions replayed from fuzz/regressions/");
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{} inputs in {secs:.1} s ({:.0}/s): {} refused and checked, {} valid (not sent: they would \
