@@ -29,10 +29,11 @@ bench-arm64: ## The arm64 release binaries (cargo lambda + zig, several minutes)
 	scripts/venv.sh
 	PATH="$$PWD/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p health -p create_user -p login -p get_user -p lambda-bench --bin health --bin create_user --bin login --bin get_user --bin bare
 
-lint: ## Formatting, clippy, cfn-lint and sam validate --lint on template.yaml, as CI runs them (offline).
+lint: ## Formatting, clippy, unused dependencies, cfn-lint and sam validate --lint, as CI runs them (offline).
 	scripts/venv.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/cargo-machete.sh
 	.venv/bin/cfn-lint template.yaml
 	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam validate --lint
 
