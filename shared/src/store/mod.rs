@@ -231,9 +231,8 @@ impl Store {
         let Some(item) = self.get(OP, keys::email(email), deadline).await? else {
             return Ok(None);
         };
-        UserId::parse(&string(&item, attr::USER_ID, OP)?)
-            .map(Some)
-            .ok_or_else(|| malformed(OP, "email", attr::USER_ID))
+        let item = Read::new(&item, OP, "email");
+        item.parsed(attr::USER_ID, UserId::parse).map(Some)
     }
 
     /// The user with this id (strongly consistent).
@@ -246,18 +245,19 @@ impl Store {
         let Some(item) = self.get(OP, keys::user(id), deadline).await? else {
             return Ok(None);
         };
-        let malformed = |what| malformed(OP, "user", what);
-        let created_at = DateTime::parse_from_rfc3339(&string(&item, attr::CREATED_AT, OP)?)
-            .map_err(|_| malformed(attr::CREATED_AT))?
-            .with_timezone(&Utc);
+        let item = Read::new(&item, OP, "user");
         Ok(Some(User {
-            id: UserId::parse(&string(&item, attr::ID, OP)?).ok_or_else(|| malformed(attr::ID))?,
-            email: Email::parse(&string(&item, attr::EMAIL, OP)?)
-                .map_err(|_| malformed(attr::EMAIL))?,
-            name: UserName::parse(&string(&item, attr::NAME, OP)?)
-                .map_err(|_| malformed(attr::NAME))?,
-            password_hash: PasswordHash::from_stored(string(&item, attr::PASSWORD_HASH, OP)?),
-            created_at,
+            id: item.parsed(attr::ID, UserId::parse)?,
+            email: item.parsed(attr::EMAIL, |v| Email::parse(v).ok())?,
+            name: item.parsed(attr::NAME, |v| UserName::parse(v).ok())?,
+            password_hash: item.parsed(attr::PASSWORD_HASH, |v| {
+                Some(PasswordHash::from_stored(v.to_owned()))
+            })?,
+            created_at: item.parsed(attr::CREATED_AT, |v| {
+                DateTime::parse_from_rfc3339(v)
+                    .ok()
+                    .map(|at| at.with_timezone(&Utc))
+            })?,
         }))
     }
 
@@ -299,16 +299,11 @@ impl Store {
         let Some(item) = self.get(OP, keys::session(hash), deadline).await? else {
             return Ok(None);
         };
-        let malformed = |what| malformed(OP, "session", what);
-        let user_id = UserId::parse(&string(&item, attr::USER_ID, OP)?)
-            .ok_or_else(|| malformed(attr::USER_ID))?;
-        let expires_at = number(&item, attr::EXPIRES_AT)
-            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
-            .ok_or_else(|| malformed(attr::EXPIRES_AT))?;
+        let item = Read::new(&item, OP, "session");
         Ok(Some(Session {
             token_hash: hash.clone(),
-            user_id,
-            expires_at,
+            user_id: item.parsed(attr::USER_ID, UserId::parse)?,
+            expires_at: item.time(attr::EXPIRES_AT)?,
         }))
     }
 
@@ -326,16 +321,10 @@ impl Store {
         else {
             return Ok(None);
         };
-        let malformed = |what| malformed(OP, "login failure", what);
-        let failures = number(&item, attr::FAILURES)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| malformed(attr::FAILURES))?;
-        let expires_at = number(&item, attr::EXPIRES_AT)
-            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
-            .ok_or_else(|| malformed(attr::EXPIRES_AT))?;
+        let item = Read::new(&item, OP, "login failure");
         Ok(Some(LoginFailures {
-            failures,
-            expires_at,
+            failures: item.count(attr::FAILURES)?,
+            expires_at: item.time(attr::EXPIRES_AT)?,
         }))
     }
 
@@ -408,9 +397,8 @@ impl Store {
                 .await;
             match result {
                 Ok(output) => {
-                    return number(&output.attributes.unwrap_or_default(), attr::FAILURES)
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| malformed(OP, "login failure", attr::FAILURES));
+                    let attributes = output.attributes.unwrap_or_default();
+                    return Read::new(&attributes, OP, "login failure").count(attr::FAILURES);
                 }
                 Err(err) if err.kind == ErrorKind::WindowChanged => continue,
                 Err(err) => return Err(err),
@@ -529,31 +517,59 @@ impl Store {
     }
 }
 
-fn number(item: &Item, name: &str) -> Option<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(n)) => n.parse().ok(),
-        _ => None,
+/// Reads the attributes of one item of `kind`, got by `op`. An attribute that is missing or does
+/// not parse is a malformed item: a bug or a hand edit, never worth a retry.
+struct Read<'a> {
+    item: &'a Item,
+    op: &'static str,
+    kind: &'static str,
+}
+
+impl<'a> Read<'a> {
+    fn new(item: &'a Item, op: &'static str, kind: &'static str) -> Self {
+        Self { item, op, kind }
     }
-}
 
-/// An item of `kind` whose attribute `what` is missing or does not parse: a bug or a hand-edited
-/// item, never worth a retry.
-fn malformed(op: &'static str, kind: &str, what: &str) -> StoreError {
-    StoreError::permanent(
-        op,
-        ErrorKind::MalformedItem,
-        format!("{kind} item has a malformed {what}"),
-    )
-}
-
-fn string(item: &Item, name: &str, op: &'static str) -> Result<String, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Ok(value.clone()),
-        _ => Err(StoreError::permanent(
-            op,
+    fn malformed(&self, name: &str) -> StoreError {
+        StoreError::permanent(
+            self.op,
             ErrorKind::MalformedItem,
-            format!("item has no string attribute {name}"),
-        )),
+            format!("{} item has a malformed {name}", self.kind),
+        )
+    }
+
+    /// A string attribute, turned into a domain value by `parse`.
+    fn parsed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::S(value)) => parse(value),
+            _ => None,
+        }
+        .ok_or_else(|| self.malformed(name))
+    }
+
+    fn number(&self, name: &str) -> Option<i64> {
+        match self.item.get(name) {
+            Some(AttributeValue::N(n)) => n.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A count (a non-negative number that fits 32 bits).
+    fn count(&self, name: &str) -> Result<u32, StoreError> {
+        self.number(name)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| self.malformed(name))
+    }
+
+    /// A time stored as epoch seconds (the TTL attribute's form).
+    fn time(&self, name: &str) -> Result<DateTime<Utc>, StoreError> {
+        self.number(name)
+            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
+            .ok_or_else(|| self.malformed(name))
     }
 }
 
