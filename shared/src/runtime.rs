@@ -208,9 +208,12 @@ async fn serve<H: Handler>(
             }
             match app {
                 Ok(app) => {
-                    handler
-                        .call(app, ApiRequest::new(request, invocation))
-                        .await
+                    // Boxed as a trait object: the handler's future is not nested in this one's
+                    // type, so a deep handler does not push the compiler past its layout
+                    // recursion limit. One allocation per request.
+                    let handled: Pin<Box<dyn Future<Output = HandlerResult> + Send>> =
+                        Box::pin(handler.call(app, ApiRequest::new(request, invocation)));
+                    handled.await
                 }
                 Err(startup) => Err(ApiError::internal(StartupFailed(startup))),
             }
