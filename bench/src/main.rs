@@ -21,12 +21,16 @@ use std::{
 
 use lambda_bench::{
     cost,
-    process::{FunctionProcess, release_binary},
+    process::{launch, release_binary},
     stats::{Summary, median},
     system,
     template::MemorySizes,
 };
 use serde_json::{Value, json};
+use test_support::{
+    process::FunctionProcess,
+    runtime_api::{DEFAULT_DEADLINE, Invoked, RuntimeApi},
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -79,10 +83,7 @@ fn options() -> Result<Options, Error> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    test_support::root()
 }
 
 fn event(function: &str, case: &str) -> Result<Value, Error> {
@@ -238,6 +239,13 @@ struct Target {
     memory_mb: u32,
 }
 
+impl Target {
+    /// Starts it against `api`.
+    fn spawn(&self, api: RuntimeApi) -> std::io::Result<FunctionProcess> {
+        launch(&self.binary, self.name, self.memory_mb).spawn(api)
+    }
+}
+
 struct Seed {
     id: String,
     email: String,
@@ -261,7 +269,7 @@ fn expected_cold_status(name: &str) -> u16 {
     }
 }
 
-fn check(answer: &lambda_bench::runtime_api::Answer, want: u16, what: &str) -> Result<(), Error> {
+fn check(answer: &Invoked, want: u16, what: &str) -> Result<(), Error> {
     if !answer.ok || answer.status() != want {
         return Err(format!(
             "{what}: wanted {want}, got {} ({})",
@@ -286,19 +294,20 @@ async fn cold_starts(
     for rep in 0..cold {
         for i in 0..targets.len() {
             let target = &targets[(i + rep) % targets.len()];
-            let first = cold_event(events, target.name).clone();
-            let (process, answer) =
-                FunctionProcess::start(&target.binary, target.name, target.memory_mb, Some(first))
-                    .await?;
-            let answer = tokio::time::timeout(ANSWER_TIMEOUT, answer.ok_or("no first event")?)
+            let api = RuntimeApi::start().await?;
+            let first = api.enqueue(cold_event(events, target.name).clone(), DEFAULT_DEADLINE);
+            let process = target.spawn(api)?;
+            let answer = process
+                .api
+                .answer(first, ANSWER_TIMEOUT)
                 .await
-                .map_err(|_| {
+                .map_err(|err| {
                     format!(
-                        "{}: no first answer: {}",
+                        "{}: no first answer ({err}): {}",
                         target.name,
                         process.stderr_tail()
                     )
-                })??;
+                })?;
             check(
                 &answer,
                 expected_cold_status(target.name),
@@ -308,11 +317,11 @@ async fn cold_starts(
             cold_ms
                 .entry(target.name)
                 .or_default()
-                .push(ms(answer.answered - process.spawned));
+                .push(ms(answer.answered - process.spawned()));
             init_ms
                 .entry(target.name)
                 .or_default()
-                .push(ms(init - process.spawned));
+                .push(ms(init - process.spawned()));
             process.stop();
         }
     }
@@ -357,7 +366,10 @@ async fn invoke(
                 process.stderr_tail()
             )
         })?;
-    let answer = process.api.invoke(event, ANSWER_TIMEOUT).await?;
+    let answer = process
+        .api
+        .try_invoke(event, DEFAULT_DEADLINE, ANSWER_TIMEOUT)
+        .await?;
     check(&answer, want, what)?;
     Ok(answer.json_body())
 }
@@ -388,14 +400,17 @@ async fn batch(
             k if k.starts_with("health") => events.health.clone(),
             _ => events.create_invalid.clone(),
         };
-        let answer = process.api.invoke(event, ANSWER_TIMEOUT).await?;
+        let answer = process
+            .api
+            .try_invoke(event, DEFAULT_DEADLINE, ANSWER_TIMEOUT)
+            .await?;
         check(&answer, spec.status, spec.key)?;
         let next = process
             .api
             .wait_until_polling(POLL_TIMEOUT)
             .await
             .ok_or_else(|| format!("{}: no next poll: {}", spec.key, process.stderr_tail()))?;
-        samples.latency_ms.push(ms(answer.latency()));
+        samples.latency_ms.push(ms(answer.response_time()));
         samples
             .after_ms
             .push(ms(next.saturating_duration_since(answer.answered)));
@@ -416,8 +431,7 @@ async fn warm(
 ) -> Result<(), Error> {
     let mut processes: BTreeMap<&str, FunctionProcess> = BTreeMap::new();
     for target in targets {
-        let (process, _) =
-            FunctionProcess::start(&target.binary, target.name, target.memory_mb, None).await?;
+        let process = target.spawn(RuntimeApi::start().await?)?;
         processes.insert(target.name, process);
     }
     let get = |name: &str| {
@@ -456,7 +470,7 @@ async fn warm(
     }
 
     for (name, process) in &processes {
-        if let Some(kb) = process.peak_rss_kb() {
+        if let Some(kb) = system::vm_hwm_kb(process.pid()) {
             figures.insert(format!("peak_rss_mib/{name}"), kb as f64 / 1024.0);
         }
     }
