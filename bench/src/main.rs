@@ -777,7 +777,10 @@ async fn main() -> Result<(), Error> {
             .into());
         }
     }
-    let memory = MemorySizes::read(&root().join("template.yaml"));
+    let (memory, unreadable) = MemorySizes::read(&root().join("template.yaml"));
+    if let Some(error) = unreadable {
+        eprintln!("memory sizes: the defaults apply, the template is unreadable: {error}");
+    }
     let mut targets = Vec::new();
     for name in std::iter::once(BARE).chain(FUNCTIONS) {
         let binary = release_binary(&options.target_dir, name);
