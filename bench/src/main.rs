@@ -1,11 +1,8 @@
 //! `lambda-bench`: runs each function's release binary under a local Lambda Runtime API, beside a
 //! bare lambda_http baseline, against the local DynamoDB, and reports cold start, init, warm
 //! latency per path, throughput, peak memory, binary size, log bytes per request and the cost per
-//! million requests. `make bench` runs it; BENCHMARKS.md explains the figures.
-//!
-//! ```text
-//! lambda-bench [--runs 3] [--cold 5] [--rounds 20] [--target-dir target] [--out target/bench]
-//! ```
+//! million requests. `make bench` runs it; BENCHMARKS.md explains the figures; `--help` lists the
+//! flags.
 //!
 //! Needs `TABLE_NAME` and `AWS_ENDPOINT_URL_DYNAMODB` (a local DynamoDB with the table), as
 //! `scripts/bench.sh` sets them. Functions and the baseline are measured interleaved, in short
@@ -15,78 +12,75 @@
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
+    num::NonZeroUsize,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
+use clap::Parser;
 use lambda_bench::{
     cost,
-    process::{FunctionProcess, release_binary},
+    process::{launch, release_binary},
     stats::{Summary, median},
     system,
     template::MemorySizes,
 };
 use serde_json::{Value, json};
+use test_support::{
+    process::FunctionProcess,
+    runtime_api::{DEFAULT_DEADLINE, Invoked, RuntimeApi},
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
-const FUNCTIONS: [&str; 4] = ["health", "create_user", "login", "get_user"];
-const BARE: &str = "bare";
 /// The password of the user the bench signs up and logs in as.
 const PASSWORD: &str = "correct horse battery staple";
 
-#[derive(Debug, Clone)]
+/// Runs each function's release binary under a local Lambda Runtime API, beside a bare lambda_http
+/// baseline, and reports cold start, warm latency per path, memory and cost (BENCHMARKS.md).
+///
+/// Needs TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB (a local DynamoDB with the table) and the release
+/// binaries: run it with `make bench` (extra flags in BENCH_ARGS), which sets up all three. Writes
+/// report.md and results.json to --out and prints the report.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "lambda-bench", version)]
 struct Options {
-    runs: usize,
-    cold: usize,
-    rounds: usize,
-    target_dir: PathBuf,
-    out: PathBuf,
+    /// Measured runs (at least 1); every figure is the median over them.
+    #[arg(long, value_name = "N", default_value = "3")]
+    runs: NonZeroUsize,
+    /// Cold starts per target in each run (at least 1).
+    #[arg(long, value_name = "N", default_value = "5")]
+    cold: NonZeroUsize,
+    /// Rounds of interleaved warm batches in each run (at least 1).
+    #[arg(long, value_name = "N", default_value = "20")]
+    rounds: NonZeroUsize,
+    /// Where the release binaries are (and lambda/<name>/bootstrap, the arm64 ones whose sizes are
+    /// reported) [default: the workspace's target/]
+    #[arg(long, value_name = "DIR")]
+    target_dir: Option<PathBuf>,
+    /// Where report.md and results.json are written [default: the workspace's target/bench/]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
-fn options() -> Result<Options, Error> {
-    let mut options = Options {
-        runs: 3,
-        cold: 5,
-        rounds: 20,
-        target_dir: root().join("target"),
-        out: root().join("target").join("bench"),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--runs" => options.runs = value()?.parse()?,
-            "--cold" => options.cold = value()?.parse()?,
-            "--rounds" => options.rounds = value()?.parse()?,
-            "--target-dir" => options.target_dir = value()?.into(),
-            "--out" => options.out = value()?.into(),
-            "-h" | "--help" => {
-                println!(
-                    "lambda-bench [--runs N] [--cold N] [--rounds N] [--target-dir DIR] [--out DIR]"
-                );
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}").into()),
-        }
+impl Options {
+    fn target_dir(&self) -> PathBuf {
+        self.target_dir
+            .clone()
+            .unwrap_or_else(|| test_support::root().join("target"))
     }
-    if options.runs == 0 || options.cold == 0 || options.rounds == 0 {
-        return Err("--runs, --cold and --rounds must be at least 1".into());
-    }
-    Ok(options)
-}
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    fn out(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| test_support::root().join("target").join("bench"))
+    }
 }
 
 fn event(function: &str, case: &str) -> Result<Value, Error> {
-    let path = root()
+    let path = test_support::root()
         .join("events")
         .join(function)
         .join(format!("{case}.json"));
@@ -147,73 +141,193 @@ impl Events {
     }
 }
 
-/// A path measured warm: which process, which event, what status it must answer.
-#[derive(Debug, Clone)]
-struct PathSpec {
-    key: &'static str,
-    process: &'static str,
-    status: u16,
-    /// Invocations per round.
-    batch: usize,
-    db: bool,
+/// What the bench runs: the baseline and the four functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Bare,
+    Health,
+    CreateUser,
+    Login,
+    GetUser,
 }
 
-/// The warm paths, in the order of a round. The baseline's batch comes before each no-DB batch, so
-/// every no-DB sample has a baseline sample next to it in time.
-const PATHS: &[PathSpec] = &[
-    path("bare 422", BARE, 422, 40, false),
-    path(
-        "create_user 422 (invalid fields)",
-        "create_user",
-        422,
-        40,
-        false,
-    ),
-    path("bare 422", BARE, 422, 40, false),
-    path("login 422 (invalid body)", "login", 422, 40, false),
-    path("bare 422", BARE, 422, 40, false),
-    path("get_user 401 (no token)", "get_user", 401, 40, false),
-    path("health 200", "health", 200, 20, true),
-    path(
-        "create_user 201 (unique email)",
-        "create_user",
-        201,
-        2,
-        true,
-    ),
-    path("login 200", "login", 200, 2, true),
-    path("get_user 200 (real token)", "get_user", 200, 20, true),
-];
+impl Target {
+    /// Every target, in the report's order.
+    const ALL: [Self; 5] = [
+        Self::Bare,
+        Self::Health,
+        Self::CreateUser,
+        Self::Login,
+        Self::GetUser,
+    ];
+    /// The functions, which are read against the baseline.
+    const FUNCTIONS: [Self; 4] = [Self::Health, Self::CreateUser, Self::Login, Self::GetUser];
 
-const fn path(
-    key: &'static str,
-    process: &'static str,
-    status: u16,
-    batch: usize,
-    db: bool,
-) -> PathSpec {
-    PathSpec {
-        key,
-        process,
-        status,
-        batch,
-        db,
+    /// Its binary's name (and, for a function, its crate's).
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bare => "bare",
+            Self::Health => "health",
+            Self::CreateUser => "create_user",
+            Self::Login => "login",
+            Self::GetUser => "get_user",
+        }
+    }
+
+    /// Whose memory size it runs with: the baseline stands in for create_user.
+    fn memory_of(self) -> &'static str {
+        match self {
+            Self::Bare => Self::CreateUser.name(),
+            other => other.name(),
+        }
+    }
+
+    /// The first event of a cold start: a path without DynamoDB, but for health.
+    fn cold_event(self, events: &Events) -> &Value {
+        match self {
+            Self::Health => &events.health,
+            Self::Login => &events.login_invalid,
+            Self::GetUser => &events.get_user_no_token,
+            Self::Bare | Self::CreateUser => &events.create_invalid,
+        }
+    }
+
+    /// The status the first event is answered with.
+    fn cold_status(self) -> u16 {
+        match self {
+            Self::Health => 200,
+            Self::GetUser => 401,
+            Self::Bare | Self::CreateUser | Self::Login => 422,
+        }
+    }
+
+    /// The report's description of the first event.
+    fn cold_label(self) -> &'static str {
+        match self {
+            Self::Health => "200 (reads DynamoDB)",
+            Self::GetUser => "401 no token",
+            Self::Bare | Self::CreateUser | Self::Login => "422",
+        }
     }
 }
 
-/// The no-DB paths compared with the baseline.
-const NO_DB_COMPARED: [&str; 2] = [
-    "create_user 422 (invalid fields)",
-    "login 422 (invalid body)",
+/// A path measured warm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum WarmPath {
+    Bare422,
+    CreateInvalid,
+    LoginInvalid,
+    GetUserNoToken,
+    Health,
+    CreateUnique,
+    Login,
+    GetUserToken,
+}
+
+/// The batches of a round, in order. The baseline's batch comes before each no-DB batch, so every
+/// no-DB sample has a baseline sample next to it in time.
+const ROUND: [WarmPath; 10] = [
+    WarmPath::Bare422,
+    WarmPath::CreateInvalid,
+    WarmPath::Bare422,
+    WarmPath::LoginInvalid,
+    WarmPath::Bare422,
+    WarmPath::GetUserNoToken,
+    WarmPath::Health,
+    WarmPath::CreateUnique,
+    WarmPath::Login,
+    WarmPath::GetUserToken,
 ];
 
+/// The no-DB paths compared with the baseline.
+const NO_DB_COMPARED: [WarmPath; 2] = [WarmPath::CreateInvalid, WarmPath::LoginInvalid];
+
 /// Each function's main (success) path, for the cost table.
-const MAIN_PATH: [(&str, &str); 4] = [
-    ("health", "health 200"),
-    ("create_user", "create_user 201 (unique email)"),
-    ("login", "login 200"),
-    ("get_user", "get_user 200 (real token)"),
+const MAIN_PATHS: [WarmPath; 4] = [
+    WarmPath::Health,
+    WarmPath::CreateUnique,
+    WarmPath::Login,
+    WarmPath::GetUserToken,
 ];
+
+impl WarmPath {
+    /// Every path, in the report's order (that of their first batch in a round).
+    const ALL: [Self; 8] = [
+        Self::Bare422,
+        Self::CreateInvalid,
+        Self::LoginInvalid,
+        Self::GetUserNoToken,
+        Self::Health,
+        Self::CreateUnique,
+        Self::Login,
+        Self::GetUserToken,
+    ];
+
+    /// How the report and results.json name it.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Bare422 => "bare 422",
+            Self::CreateInvalid => "create_user 422 (invalid fields)",
+            Self::LoginInvalid => "login 422 (invalid body)",
+            Self::GetUserNoToken => "get_user 401 (no token)",
+            Self::Health => "health 200",
+            Self::CreateUnique => "create_user 201 (unique email)",
+            Self::Login => "login 200",
+            Self::GetUserToken => "get_user 200 (real token)",
+        }
+    }
+
+    /// The process that serves it.
+    fn target(self) -> Target {
+        match self {
+            Self::Bare422 => Target::Bare,
+            Self::CreateInvalid | Self::CreateUnique => Target::CreateUser,
+            Self::LoginInvalid | Self::Login => Target::Login,
+            Self::GetUserNoToken | Self::GetUserToken => Target::GetUser,
+            Self::Health => Target::Health,
+        }
+    }
+
+    /// The status it must answer with.
+    fn status(self) -> u16 {
+        match self {
+            Self::Bare422 | Self::CreateInvalid | Self::LoginInvalid => 422,
+            Self::GetUserNoToken => 401,
+            Self::Health | Self::Login | Self::GetUserToken => 200,
+            Self::CreateUnique => 201,
+        }
+    }
+
+    /// Invocations per batch.
+    fn batch(self) -> usize {
+        match self {
+            Self::Bare422 | Self::CreateInvalid | Self::LoginInvalid | Self::GetUserNoToken => 40,
+            Self::Health | Self::GetUserToken => 20,
+            Self::CreateUnique | Self::Login => 2,
+        }
+    }
+
+    /// Whether it reads or writes DynamoDB.
+    fn db(self) -> bool {
+        matches!(
+            self,
+            Self::Health | Self::CreateUnique | Self::Login | Self::GetUserToken
+        )
+    }
+
+    /// The event of one invocation.
+    fn event(self, events: &Events, seed: &Seed) -> Value {
+        match self {
+            Self::CreateUnique => events.create_unique().0,
+            Self::Login => events.login(&seed.email),
+            Self::GetUserToken => events.get_user(&seed.id, &seed.token),
+            Self::LoginInvalid => events.login_invalid.clone(),
+            Self::GetUserNoToken => events.get_user_no_token.clone(),
+            Self::Health => events.health.clone(),
+            Self::Bare422 | Self::CreateInvalid => events.create_invalid.clone(),
+        }
+    }
+}
 
 /// One warm path's samples in one run.
 #[derive(Debug, Default, Clone)]
@@ -228,40 +342,193 @@ struct PathSamples {
     stderr_bytes: u64,
 }
 
-/// One run's figures: name to value; the report takes the median of each over the runs.
-type Figures = BTreeMap<String, f64>;
+/// One target's cold starts in one run: medians over them.
+#[derive(Debug, Clone, Copy)]
+struct Cold {
+    /// Spawn to the first `/next`, ms.
+    init_ms: f64,
+    /// Spawn to the first response, ms.
+    cold_ms: f64,
+}
 
+/// One warm path's figures in one run.
+#[derive(Debug, Clone, Copy)]
+struct Warm {
+    /// Event handed out to response posted, ms.
+    latency_ms: Option<Summary>,
+    /// Median of response posted to the next `/next`, ms.
+    after_p50_ms: Option<f64>,
+    /// Sequential invocations per second of wall time.
+    throughput: f64,
+    /// stdout bytes per invocation.
+    log_bytes: f64,
+    /// stderr bytes per invocation.
+    stderr_bytes: f64,
+    /// Mean billed ms per invocation.
+    billed_ms: f64,
+    /// USD per million, this machine's durations as Lambda's.
+    cost_arm64: Option<f64>,
+    /// USD per million, durations stretched to Lambda's CPU share.
+    cost_arm64_cpu_scaled: Option<f64>,
+}
+
+/// One run's figures; the report takes the median of each over the runs.
+#[derive(Debug, Default, Clone)]
+struct Run {
+    cold: BTreeMap<Target, Cold>,
+    /// Peak RSS of the warm process, MiB.
+    peak_rss_mib: BTreeMap<Target, f64>,
+    warm: BTreeMap<WarmPath, Warm>,
+}
+
+impl Run {
+    fn init_ms(&self, target: Target) -> Option<f64> {
+        self.cold.get(&target).map(|c| c.init_ms)
+    }
+
+    fn cold_ms(&self, target: Target) -> Option<f64> {
+        self.cold.get(&target).map(|c| c.cold_ms)
+    }
+
+    /// A function's cold start over the baseline's, in the same run.
+    fn cold_ratio(&self, target: Target) -> Option<f64> {
+        Some(self.cold_ms(target)? / self.cold_ms(Target::Bare)?)
+    }
+
+    fn peak_rss_mib(&self, target: Target) -> Option<f64> {
+        self.peak_rss_mib.get(&target).copied()
+    }
+
+    fn latency(&self, path: WarmPath) -> Option<Summary> {
+        self.warm.get(&path)?.latency_ms
+    }
+
+    fn after_p50_ms(&self, path: WarmPath) -> Option<f64> {
+        self.warm.get(&path)?.after_p50_ms
+    }
+
+    fn warm(&self, path: WarmPath, figure: impl Fn(&Warm) -> Option<f64>) -> Option<f64> {
+        figure(self.warm.get(&path)?)
+    }
+
+    /// A path's warm p50 beyond the baseline's, in the same run, µs.
+    fn p50_over_bare_us(&self, path: WarmPath) -> Option<f64> {
+        let bare = self.latency(WarmPath::Bare422)?.p50;
+        Some((self.latency(path)?.p50 - bare) * 1000.0)
+    }
+
+    /// A path's work after the response beyond the baseline's, in the same run, µs.
+    fn after_over_bare_us(&self, path: WarmPath) -> Option<f64> {
+        let bare = self.after_p50_ms(WarmPath::Bare422)?;
+        Some((self.after_p50_ms(path)? - bare) * 1000.0)
+    }
+
+    /// The figures as results.json names them: `<figure>/<target or path>[/<statistic>]`.
+    fn named(&self) -> BTreeMap<String, f64> {
+        let mut named = BTreeMap::new();
+        let mut put = |name: String, value: Option<f64>| {
+            if let Some(value) = value {
+                named.insert(name, value);
+            }
+        };
+        for target in Target::ALL {
+            let name = target.name();
+            put(format!("cold_ms/{name}"), self.cold_ms(target));
+            put(format!("init_ms/{name}"), self.init_ms(target));
+            put(format!("peak_rss_mib/{name}"), self.peak_rss_mib(target));
+        }
+        for target in Target::FUNCTIONS {
+            put(
+                format!("cold_ratio/{}", target.name()),
+                self.cold_ratio(target),
+            );
+        }
+        for (path, warm) in &self.warm {
+            let key = path.label();
+            if let Some(l) = warm.latency_ms {
+                put(format!("latency_ms/{key}/p50"), Some(l.p50));
+                put(format!("latency_ms/{key}/p90"), Some(l.p90));
+                put(format!("latency_ms/{key}/p99"), Some(l.p99));
+                put(format!("latency_ms/{key}/n"), Some(l.n as f64));
+            }
+            put(format!("after_ms/{key}/p50"), warm.after_p50_ms);
+            put(format!("throughput/{key}"), Some(warm.throughput));
+            put(format!("log_bytes/{key}"), Some(warm.log_bytes));
+            put(format!("stderr_bytes/{key}"), Some(warm.stderr_bytes));
+            put(format!("cost_arm64/{key}"), warm.cost_arm64);
+            put(
+                format!("cost_arm64_cpu_scaled/{key}"),
+                warm.cost_arm64_cpu_scaled,
+            );
+            put(format!("billed_ms/{key}"), Some(warm.billed_ms));
+        }
+        for path in NO_DB_COMPARED {
+            let key = path.label();
+            put(
+                format!("p50_over_bare_us/{key}"),
+                self.p50_over_bare_us(path),
+            );
+            put(
+                format!("after_over_bare_us/{key}"),
+                self.after_over_bare_us(path),
+            );
+        }
+        named
+    }
+}
+
+/// The runs, read figure by figure.
+#[derive(Debug, Clone, Copy)]
+struct Runs<'a>(&'a [Run]);
+
+impl Runs<'_> {
+    /// A figure's values over the runs that have it.
+    fn values(&self, figure: impl Fn(&Run) -> Option<f64>) -> Vec<f64> {
+        self.0.iter().filter_map(figure).collect()
+    }
+
+    /// A figure's median over the runs.
+    fn median(&self, figure: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
+        median(&self.values(figure))
+    }
+
+    /// A figure's min–max over the runs, in brackets (empty for a single run).
+    fn spread(&self, figure: impl Fn(&Run) -> Option<f64>) -> String {
+        let values = self.values(figure);
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if values.len() < 2 {
+            String::new()
+        } else {
+            format!(" ({min:.2}–{max:.2})")
+        }
+    }
+}
+
+/// A target ready to run: its binary and its memory.
 #[derive(Debug)]
-struct Target {
-    name: &'static str,
-    binary: PathBuf,
+struct Binary {
+    target: Target,
+    path: PathBuf,
     memory_mb: u32,
 }
 
+impl Binary {
+    /// Starts it against `api`.
+    fn spawn(&self, api: RuntimeApi) -> std::io::Result<FunctionProcess> {
+        launch(&self.path, self.target.name(), self.memory_mb).spawn(api)
+    }
+}
+
+/// The user the DB paths act as.
+#[derive(Debug)]
 struct Seed {
     id: String,
     email: String,
     token: String,
 }
 
-fn cold_event<'a>(events: &'a Events, name: &str) -> &'a Value {
-    match name {
-        "health" => &events.health,
-        "login" => &events.login_invalid,
-        "get_user" => &events.get_user_no_token,
-        _ => &events.create_invalid,
-    }
-}
-
-fn expected_cold_status(name: &str) -> u16 {
-    match name {
-        "health" => 200,
-        "get_user" => 401,
-        _ => 422,
-    }
-}
-
-fn check(answer: &lambda_bench::runtime_api::Answer, want: u16, what: &str) -> Result<(), Error> {
+fn check(answer: &Invoked, want: u16, what: &str) -> Result<(), Error> {
     if !answer.ok || answer.status() != want {
         return Err(format!(
             "{what}: wanted {want}, got {} ({})",
@@ -276,63 +543,57 @@ fn check(answer: &lambda_bench::runtime_api::Answer, want: u16, what: &str) -> R
 /// Cold starts: each target spawned `cold` times, targets in a rotating order, the first event
 /// queued before the process exists.
 async fn cold_starts(
-    targets: &[Target],
+    binaries: &[Binary],
     events: &Events,
     cold: usize,
-    figures: &mut Figures,
+    run: &mut Run,
 ) -> Result<(), Error> {
-    let mut cold_ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut init_ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut cold_ms: BTreeMap<Target, Vec<f64>> = BTreeMap::new();
+    let mut init_ms: BTreeMap<Target, Vec<f64>> = BTreeMap::new();
     for rep in 0..cold {
-        for i in 0..targets.len() {
-            let target = &targets[(i + rep) % targets.len()];
-            let first = cold_event(events, target.name).clone();
-            let (process, answer) =
-                FunctionProcess::start(&target.binary, target.name, target.memory_mb, Some(first))
-                    .await?;
-            let answer = tokio::time::timeout(ANSWER_TIMEOUT, answer.ok_or("no first event")?)
+        for i in 0..binaries.len() {
+            let binary = &binaries[(i + rep) % binaries.len()];
+            let target = binary.target;
+            let api = RuntimeApi::start().await?;
+            let first = api.enqueue(target.cold_event(events).clone(), DEFAULT_DEADLINE);
+            let process = binary.spawn(api)?;
+            let answer = process
+                .api
+                .answer(first, ANSWER_TIMEOUT)
                 .await
-                .map_err(|_| {
+                .map_err(|err| {
                     format!(
-                        "{}: no first answer: {}",
-                        target.name,
+                        "{}: no first answer ({err}): {}",
+                        target.name(),
                         process.stderr_tail()
                     )
-                })??;
+                })?;
             check(
                 &answer,
-                expected_cold_status(target.name),
-                &format!("{} cold", target.name),
+                target.cold_status(),
+                &format!("{} cold", target.name()),
             )?;
             let init = process.api.first_poll().ok_or("no /next")?;
             cold_ms
-                .entry(target.name)
+                .entry(target)
                 .or_default()
-                .push(ms(answer.answered - process.spawned));
+                .push(ms(answer.answered - process.spawned()));
             init_ms
-                .entry(target.name)
+                .entry(target)
                 .or_default()
-                .push(ms(init - process.spawned));
+                .push(ms(init - process.spawned()));
             process.stop();
         }
     }
-    for (name, samples) in &cold_ms {
-        figures.insert(
-            format!("cold_ms/{name}"),
-            median(samples).unwrap_or(f64::NAN),
+    for (target, cold_ms) in &cold_ms {
+        let init_ms = init_ms.get(target).map_or(&[][..], Vec::as_slice);
+        run.cold.insert(
+            *target,
+            Cold {
+                init_ms: median(init_ms).unwrap_or(f64::NAN),
+                cold_ms: median(cold_ms).unwrap_or(f64::NAN),
+            },
         );
-    }
-    for (name, samples) in &init_ms {
-        figures.insert(
-            format!("init_ms/{name}"),
-            median(samples).unwrap_or(f64::NAN),
-        );
-    }
-    let bare = figures.get(&format!("cold_ms/{BARE}")).copied();
-    for name in FUNCTIONS {
-        if let (Some(bare), Some(f)) = (bare, figures.get(&format!("cold_ms/{name}")).copied()) {
-            figures.insert(format!("cold_ratio/{name}"), f / bare);
-        }
     }
     Ok(())
 }
@@ -357,45 +618,46 @@ async fn invoke(
                 process.stderr_tail()
             )
         })?;
-    let answer = process.api.invoke(event, ANSWER_TIMEOUT).await?;
+    let answer = process
+        .api
+        .try_invoke(event, DEFAULT_DEADLINE, ANSWER_TIMEOUT)
+        .await?;
     check(&answer, want, what)?;
     Ok(answer.json_body())
 }
 
-/// One batch of sequential invocations: each event is queued once the function waits in `/next`.
+/// One batch of `count` sequential invocations of `path`: each event is queued once the function
+/// waits in `/next`.
 async fn batch(
     process: &FunctionProcess,
-    spec: &PathSpec,
+    path: WarmPath,
+    count: usize,
     events: &Events,
     seed: &Seed,
     samples: &mut PathSamples,
 ) -> Result<(), Error> {
+    let what = path.label();
     let stdout_before = process.stdout_bytes();
     let stderr_before = process.stderr_bytes();
     process
         .api
         .wait_until_polling(POLL_TIMEOUT)
         .await
-        .ok_or_else(|| format!("{}: not polling: {}", spec.key, process.stderr_tail()))?;
+        .ok_or_else(|| format!("{what}: not polling: {}", process.stderr_tail()))?;
     let started = Instant::now();
-    for _ in 0..spec.batch {
-        let event = match spec.key {
-            k if k.starts_with("create_user 201") => events.create_unique().0,
-            k if k.starts_with("login 200") => events.login(&seed.email),
-            k if k.starts_with("get_user 200") => events.get_user(&seed.id, &seed.token),
-            k if k.starts_with("login 422") => events.login_invalid.clone(),
-            k if k.starts_with("get_user 401") => events.get_user_no_token.clone(),
-            k if k.starts_with("health") => events.health.clone(),
-            _ => events.create_invalid.clone(),
-        };
-        let answer = process.api.invoke(event, ANSWER_TIMEOUT).await?;
-        check(&answer, spec.status, spec.key)?;
+    for _ in 0..count {
+        let event = path.event(events, seed);
+        let answer = process
+            .api
+            .try_invoke(event, DEFAULT_DEADLINE, ANSWER_TIMEOUT)
+            .await?;
+        check(&answer, path.status(), what)?;
         let next = process
             .api
             .wait_until_polling(POLL_TIMEOUT)
             .await
-            .ok_or_else(|| format!("{}: no next poll: {}", spec.key, process.stderr_tail()))?;
-        samples.latency_ms.push(ms(answer.latency()));
+            .ok_or_else(|| format!("{what}: no next poll: {}", process.stderr_tail()))?;
+        samples.latency_ms.push(ms(answer.response_time()));
         samples
             .after_ms
             .push(ms(next.saturating_duration_since(answer.answered)));
@@ -408,29 +670,53 @@ async fn batch(
     Ok(())
 }
 
+/// A warm path's figures from its samples, at the memory of the process that served it.
+fn warm_figures(samples: &PathSamples, memory_mb: u32) -> Warm {
+    let n = samples.latency_ms.len().max(1) as f64;
+    let scaled: Vec<f64> = samples
+        .latency_ms
+        .iter()
+        .map(|d| cost::cpu_share_scaled_ms(*d, memory_mb))
+        .collect();
+    Warm {
+        latency_ms: Summary::of(&samples.latency_ms),
+        after_p50_ms: Summary::of(&samples.after_ms).map(|a| a.p50),
+        throughput: n / samples.wall.as_secs_f64().max(1e-9),
+        log_bytes: samples.stdout_bytes as f64 / n,
+        stderr_bytes: samples.stderr_bytes as f64 / n,
+        billed_ms: samples
+            .latency_ms
+            .iter()
+            .map(|d| cost::billed_ms(*d) as f64)
+            .sum::<f64>()
+            / n,
+        cost_arm64: cost::per_million(&samples.latency_ms, memory_mb, &cost::ARM64_US_EAST_1),
+        cost_arm64_cpu_scaled: cost::per_million(&scaled, memory_mb, &cost::ARM64_US_EAST_1),
+    }
+}
+
 async fn warm(
-    targets: &[Target],
+    binaries: &[Binary],
     events: &Events,
     rounds: usize,
-    figures: &mut Figures,
+    run: &mut Run,
 ) -> Result<(), Error> {
-    let mut processes: BTreeMap<&str, FunctionProcess> = BTreeMap::new();
-    for target in targets {
-        let (process, _) =
-            FunctionProcess::start(&target.binary, target.name, target.memory_mb, None).await?;
-        processes.insert(target.name, process);
+    let mut processes: BTreeMap<Target, FunctionProcess> = BTreeMap::new();
+    for binary in binaries {
+        let process = binary.spawn(RuntimeApi::start().await?)?;
+        processes.insert(binary.target, process);
     }
-    let get = |name: &str| {
+    let get = |target: Target| {
         processes
-            .get(name)
-            .ok_or_else(|| format!("no process {name}"))
+            .get(&target)
+            .ok_or_else(|| format!("no process {}", target.name()))
     };
 
     // The user the DB paths act as, signed up and logged in through the functions themselves.
     let (create, email) = events.create_unique();
-    let user = invoke(get("create_user")?, create, 201, "seed sign-up").await?;
+    let user = invoke(get(Target::CreateUser)?, create, 201, "seed sign-up").await?;
     let id = user["id"].as_str().ok_or("no user id")?.to_owned();
-    let login = invoke(get("login")?, events.login(&email), 200, "seed login").await?;
+    let login = invoke(get(Target::Login)?, events.login(&email), 200, "seed login").await?;
     let token = login["access_token"]
         .as_str()
         .ok_or("no access token")?
@@ -439,118 +725,56 @@ async fn warm(
 
     // Warm-up: every path a few times (connections open, caches and allocators settled).
     let mut discard = PathSamples::default();
-    for spec in PATHS {
-        let warmup = PathSpec {
-            batch: spec.batch.min(10),
-            ..spec.clone()
-        };
-        batch(get(spec.process)?, &warmup, events, &seed, &mut discard).await?;
+    for path in ROUND {
+        let count = path.batch().min(10);
+        batch(
+            get(path.target())?,
+            path,
+            count,
+            events,
+            &seed,
+            &mut discard,
+        )
+        .await?;
     }
 
-    let mut samples: BTreeMap<&str, PathSamples> = BTreeMap::new();
+    let mut samples: BTreeMap<WarmPath, PathSamples> = BTreeMap::new();
     for _ in 0..rounds {
-        for spec in PATHS {
-            let entry = samples.entry(spec.key).or_default();
-            batch(get(spec.process)?, spec, events, &seed, entry).await?;
+        for path in ROUND {
+            let entry = samples.entry(path).or_default();
+            batch(
+                get(path.target())?,
+                path,
+                path.batch(),
+                events,
+                &seed,
+                entry,
+            )
+            .await?;
         }
     }
 
-    for (name, process) in &processes {
-        if let Some(kb) = process.peak_rss_kb() {
-            figures.insert(format!("peak_rss_mib/{name}"), kb as f64 / 1024.0);
+    for (target, process) in &processes {
+        if let Some(kb) = system::vm_hwm_kb(process.pid()) {
+            run.peak_rss_mib.insert(*target, kb as f64 / 1024.0);
         }
     }
     for (_, process) in processes {
         process.stop();
     }
 
-    for spec in PATHS {
-        let Some(s) = samples.get(spec.key) else {
-            continue;
-        };
-        let key = spec.key;
-        if let Some(l) = Summary::of(&s.latency_ms) {
-            figures.insert(format!("latency_ms/{key}/p50"), l.p50);
-            figures.insert(format!("latency_ms/{key}/p90"), l.p90);
-            figures.insert(format!("latency_ms/{key}/p99"), l.p99);
-            figures.insert(format!("latency_ms/{key}/n"), l.n as f64);
-        }
-        if let Some(a) = Summary::of(&s.after_ms) {
-            figures.insert(format!("after_ms/{key}/p50"), a.p50);
-        }
-        let n = s.latency_ms.len().max(1) as f64;
-        figures.insert(
-            format!("throughput/{key}"),
-            n / s.wall.as_secs_f64().max(1e-9),
-        );
-        figures.insert(format!("log_bytes/{key}"), s.stdout_bytes as f64 / n);
-        figures.insert(format!("stderr_bytes/{key}"), s.stderr_bytes as f64 / n);
-        let process = spec.process;
-        let memory = targets
+    for (path, samples) in &samples {
+        let memory_mb = binaries
             .iter()
-            .find(|t| t.name == process)
-            .map_or(256, |t| t.memory_mb);
-        if let Some(c) = cost::per_million(&s.latency_ms, memory, &cost::ARM64_US_EAST_1) {
-            figures.insert(format!("cost_arm64/{key}"), c);
-        }
-        let scaled: Vec<f64> = s
-            .latency_ms
-            .iter()
-            .map(|d| cost::cpu_share_scaled_ms(*d, memory))
-            .collect();
-        if let Some(c) = cost::per_million(&scaled, memory, &cost::ARM64_US_EAST_1) {
-            figures.insert(format!("cost_arm64_cpu_scaled/{key}"), c);
-        }
-        let billed: f64 = s
-            .latency_ms
-            .iter()
-            .map(|d| cost::billed_ms(*d) as f64)
-            .sum::<f64>()
-            / n;
-        figures.insert(format!("billed_ms/{key}"), billed);
-    }
-    if let Some(bare) = figures.get("latency_ms/bare 422/p50").copied() {
-        for key in NO_DB_COMPARED {
-            if let Some(f) = figures.get(&format!("latency_ms/{key}/p50")).copied() {
-                figures.insert(format!("p50_over_bare_us/{key}"), (f - bare) * 1000.0);
-            }
-        }
-    }
-    if let Some(bare) = figures.get("after_ms/bare 422/p50").copied() {
-        for key in NO_DB_COMPARED {
-            if let Some(f) = figures.get(&format!("after_ms/{key}/p50")).copied() {
-                figures.insert(format!("after_over_bare_us/{key}"), (f - bare) * 1000.0);
-            }
-        }
+            .find(|b| b.target == path.target())
+            .map_or(256, |b| b.memory_mb);
+        run.warm.insert(*path, warm_figures(samples, memory_mb));
     }
     Ok(())
 }
 
 fn file_size(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
-}
-
-fn medians(runs: &[Figures]) -> Figures {
-    let mut keys: Vec<&String> = runs.iter().flat_map(|r| r.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter_map(|k| {
-            let values: Vec<f64> = runs.iter().filter_map(|r| r.get(k).copied()).collect();
-            median(&values).map(|m| (k.clone(), m))
-        })
-        .collect()
-}
-
-fn spread(runs: &[Figures], key: &str) -> String {
-    let values: Vec<f64> = runs.iter().filter_map(|r| r.get(key).copied()).collect();
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if values.len() < 2 {
-        String::new()
-    } else {
-        format!(" ({min:.2}–{max:.2})")
-    }
 }
 
 fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
@@ -564,13 +788,12 @@ fn verdict(ok: bool) -> &'static str {
 #[allow(clippy::too_many_lines)]
 fn report(
     options: &Options,
-    targets: &[Target],
+    binaries: &[Binary],
     memory: &MemorySizes,
-    runs: &[Figures],
+    runs: Runs<'_>,
     elapsed: Duration,
 ) -> String {
-    let m = medians(runs);
-    let get = |k: &str| m.get(k).copied();
+    let target_dir = options.target_dir();
     let (cpu, cpus) = system::machine();
     let mut out = String::new();
     let _ = writeln!(
@@ -579,7 +802,7 @@ fn report(
          {} runs, each: {} cold starts per target, {} rounds of interleaved warm batches; \
          every figure is the median over the runs (min–max over runs in brackets). \
          Bench time {:.0} s.\n",
-        runs.len(),
+        runs.0.len(),
         options.cold,
         options.rounds,
         elapsed.as_secs_f64()
@@ -591,35 +814,26 @@ fn report(
         "| target | first event | init (spawn → first /next), ms | cold start (spawn → first response), ms | × bare | peak RSS (VmHWM), MiB | binary x86_64, MiB | binary arm64, MiB |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-    for target in targets {
-        let name = target.name;
-        let first = match name {
-            "health" => "200 (reads DynamoDB)",
-            "get_user" => "401 no token",
-            _ => "422",
-        };
-        let x86 = file_size(&release_binary(&options.target_dir, name));
-        let arm = file_size(
-            &options
-                .target_dir
-                .join("lambda")
-                .join(name)
-                .join("bootstrap"),
-        );
+    for binary in binaries {
+        let target = binary.target;
+        let name = target.name();
+        let x86 = file_size(&release_binary(&target_dir, name));
+        let arm = file_size(&target_dir.join("lambda").join(name).join("bootstrap"));
         let mib = |b: Option<u64>| b.map(|b| b as f64 / 1_048_576.0);
         let _ = writeln!(
             out,
-            "| {name} | {first} | {}{} | {}{} | {} | {} | {} | {} |",
-            fmt_opt(get(&format!("init_ms/{name}")), 2),
-            spread(runs, &format!("init_ms/{name}")),
-            fmt_opt(get(&format!("cold_ms/{name}")), 2),
-            spread(runs, &format!("cold_ms/{name}")),
-            if name == BARE {
+            "| {name} | {} | {}{} | {}{} | {} | {} | {} | {} |",
+            target.cold_label(),
+            fmt_opt(runs.median(|r| r.init_ms(target)), 2),
+            runs.spread(|r| r.init_ms(target)),
+            fmt_opt(runs.median(|r| r.cold_ms(target)), 2),
+            runs.spread(|r| r.cold_ms(target)),
+            if target == Target::Bare {
                 "1".to_owned()
             } else {
-                fmt_opt(get(&format!("cold_ratio/{name}")), 2)
+                fmt_opt(runs.median(|r| r.cold_ratio(target)), 2)
             },
-            fmt_opt(get(&format!("peak_rss_mib/{name}")), 1),
+            fmt_opt(runs.median(|r| r.peak_rss_mib(target)), 1),
             fmt_opt(mib(x86), 2),
             mib(arm).map_or_else(|| "not built".to_owned(), |v| format!("{v:.2}")),
         );
@@ -637,31 +851,27 @@ fn report(
         "| path | DB | samples/run | p50, ms | p90, ms | p99, ms | after p50, ms | invocations/s | log bytes/req |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    let mut seen = Vec::new();
-    for spec in PATHS {
-        if seen.contains(&spec.key) {
-            continue;
-        }
-        seen.push(spec.key);
-        let k = spec.key;
+    for path in WarmPath::ALL {
+        let latency =
+            |statistic: fn(&Summary) -> f64| move |r: &Run| r.latency(path).as_ref().map(statistic);
         let _ = writeln!(
             out,
-            "| {k} | {} | {} | {}{} | {} | {} | {} | {} | {} |",
-            if spec.db { "yes" } else { "no" },
-            fmt_opt(get(&format!("latency_ms/{k}/n")), 0),
-            fmt_opt(get(&format!("latency_ms/{k}/p50")), 3),
-            spread(runs, &format!("latency_ms/{k}/p50")),
-            fmt_opt(get(&format!("latency_ms/{k}/p90")), 3),
-            fmt_opt(get(&format!("latency_ms/{k}/p99")), 3),
-            fmt_opt(get(&format!("after_ms/{k}/p50")), 3),
-            fmt_opt(get(&format!("throughput/{k}")), 0),
-            fmt_opt(get(&format!("log_bytes/{k}")), 0),
+            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+            path.label(),
+            if path.db() { "yes" } else { "no" },
+            fmt_opt(runs.median(latency(|l| l.n as f64)), 0),
+            fmt_opt(runs.median(latency(|l| l.p50)), 3),
+            runs.spread(latency(|l| l.p50)),
+            fmt_opt(runs.median(latency(|l| l.p90)), 3),
+            fmt_opt(runs.median(latency(|l| l.p99)), 3),
+            fmt_opt(runs.median(|r| r.after_p50_ms(path)), 3),
+            fmt_opt(runs.median(|r| r.warm(path, |w| Some(w.throughput))), 0),
+            fmt_opt(runs.median(|r| r.warm(path, |w| Some(w.log_bytes))), 0),
         );
     }
-    let stderr_total: f64 = m
-        .iter()
-        .filter(|(k, _)| k.starts_with("stderr_bytes/"))
-        .map(|(_, v)| v)
+    let stderr_total: f64 = WarmPath::ALL
+        .into_iter()
+        .filter_map(|path| runs.median(|r| r.warm(path, |w| Some(w.stderr_bytes))))
         .sum();
     let _ = writeln!(
         out,
@@ -686,75 +896,90 @@ fn report(
         "| function | memory, MB (from) | path | mean billed ms | $/1M, local | $/1M, CPU-share bound |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
-    for (function, key) in MAIN_PATH.iter().copied().chain(
-        NO_DB_COMPARED
-            .iter()
-            .map(|k| (k.split(' ').next().unwrap_or(k), *k)),
-    ) {
+    for path in MAIN_PATHS.into_iter().chain(NO_DB_COMPARED) {
+        let function = path.target().name();
         let (mb, source) = memory.memory_mb(function);
         let _ = writeln!(
             out,
-            "| {function} | {mb} ({}) | {key} | {} | {} | {} |",
+            "| {function} | {mb} ({}) | {} | {} | {} | {} |",
             source.as_str(),
-            fmt_opt(get(&format!("billed_ms/{key}")), 2),
-            fmt_opt(get(&format!("cost_arm64/{key}")), 3),
-            fmt_opt(get(&format!("cost_arm64_cpu_scaled/{key}")), 3),
+            path.label(),
+            fmt_opt(runs.median(|r| r.warm(path, |w| Some(w.billed_ms))), 2),
+            fmt_opt(runs.median(|r| r.warm(path, |w| w.cost_arm64)), 3),
+            fmt_opt(
+                runs.median(|r| r.warm(path, |w| w.cost_arm64_cpu_scaled)),
+                3
+            ),
         );
     }
 
     let _ = writeln!(out, "\n### Targets\n");
     let _ = writeln!(out, "| target | measured | verdict |");
     let _ = writeln!(out, "|---|---|---|");
-    for name in FUNCTIONS {
-        if let Some(r) = get(&format!("cold_ratio/{name}")) {
+    for target in Target::FUNCTIONS {
+        if let Some(r) = runs.median(|run| run.cold_ratio(target)) {
             let _ = writeln!(
                 out,
-                "| cold start of {name} within 1.5× bare | {r:.2}×{} | {} |",
-                spread(runs, &format!("cold_ratio/{name}")),
+                "| cold start of {} within 1.5× bare | {r:.2}×{} | {} |",
+                target.name(),
+                runs.spread(|run| run.cold_ratio(target)),
                 verdict(r <= 1.5)
             );
         }
     }
-    for key in NO_DB_COMPARED {
-        if let Some(us) = get(&format!("p50_over_bare_us/{key}")) {
+    for path in NO_DB_COMPARED {
+        if let Some(us) = runs.median(|r| r.p50_over_bare_us(path)) {
             let _ = writeln!(
                 out,
-                "| warm p50 of {key} within 50 µs of bare | +{us:.1} µs{} | {} |",
-                spread(runs, &format!("p50_over_bare_us/{key}")),
+                "| warm p50 of {} within 50 µs of bare | +{us:.1} µs{} | {} |",
+                path.label(),
+                runs.spread(|r| r.p50_over_bare_us(path)),
                 verdict(us <= 50.0)
             );
         }
     }
-    for name in FUNCTIONS {
-        if let Some(mib) = get(&format!("peak_rss_mib/{name}")) {
+    for target in Target::FUNCTIONS {
+        if let Some(mib) = runs.median(|r| r.peak_rss_mib(target)) {
             let _ = writeln!(
                 out,
-                "| peak RSS of {name} under 25 MiB | {mib:.1} MiB | {} |",
+                "| peak RSS of {} under 25 MiB | {mib:.1} MiB | {} |",
+                target.name(),
                 verdict(mib < 25.0)
             );
         }
     }
-    for key in NO_DB_COMPARED {
-        if let Some(us) = get(&format!("after_over_bare_us/{key}")) {
+    for path in NO_DB_COMPARED {
+        if let Some(us) = runs.median(|r| r.after_over_bare_us(path)) {
             let _ = writeln!(
                 out,
-                "| {key}: work after the response beyond bare's (EMF document, flush) | +{us:.1} µs | off the client's path |"
+                "| {}: work after the response beyond bare's (EMF document, flush) | +{us:.1} µs | off the client's path |",
+                path.label()
             );
         }
     }
     out
 }
 
-fn json_report(runs: &[Figures]) -> Value {
+/// results.json: every run's figures by name, and each figure's median over the runs.
+fn json_report(runs: &[Run]) -> Value {
+    let named: Vec<BTreeMap<String, f64>> = runs.iter().map(Run::named).collect();
+    let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (name, value) in named.iter().flatten() {
+        values.entry(name).or_default().push(*value);
+    }
+    let medians: BTreeMap<&str, f64> = values
+        .into_iter()
+        .filter_map(|(name, values)| median(&values).map(|m| (name, m)))
+        .collect();
     json!({
-        "median": medians(runs),
-        "runs": runs,
+        "median": medians,
+        "runs": named,
     })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
-    let options = options()?;
+    let options = Options::parse();
     for required in ["TABLE_NAME", "AWS_ENDPOINT_URL_DYNAMODB"] {
         if std::env::var_os(required).is_none() {
             return Err(format!(
@@ -763,44 +988,49 @@ async fn main() -> Result<(), Error> {
             .into());
         }
     }
-    let memory = MemorySizes::read(&root().join("template.yaml"));
-    let mut targets = Vec::new();
-    for name in std::iter::once(BARE).chain(FUNCTIONS) {
-        let binary = release_binary(&options.target_dir, name);
-        if !binary.exists() {
-            return Err(format!("{} is missing: build with `make bench`", binary.display()).into());
+    let (memory, unreadable) = MemorySizes::read(&test_support::root().join("template.yaml"));
+    if let Some(error) = unreadable {
+        eprintln!("memory sizes: the defaults apply, the template is unreadable: {error}");
+    }
+    let target_dir = options.target_dir();
+    let mut binaries = Vec::new();
+    for target in Target::ALL {
+        let path = release_binary(&target_dir, target.name());
+        if !path.exists() {
+            return Err(format!("{} is missing: build with `make bench`", path.display()).into());
         }
-        // The baseline gets create_user's memory: it stands in for that function.
-        let (memory_mb, _) = memory.memory_mb(if name == BARE { "create_user" } else { name });
-        targets.push(Target {
-            name,
-            binary,
+        let (memory_mb, _) = memory.memory_mb(target.memory_of());
+        binaries.push(Binary {
+            target,
+            path,
             memory_mb,
         });
     }
     let events = Events::load()?;
     let started = Instant::now();
     let mut runs = Vec::new();
-    for run in 1..=options.runs {
-        eprintln!("run {run}/{}: cold starts ...", options.runs);
-        let mut figures = Figures::new();
-        cold_starts(&targets, &events, options.cold, &mut figures).await?;
-        eprintln!("run {run}/{}: warm paths ...", options.runs);
-        warm(&targets, &events, options.rounds, &mut figures).await?;
+    let total = options.runs.get();
+    for run in 1..=total {
+        eprintln!("run {run}/{total}: cold starts ...");
+        let mut figures = Run::default();
+        cold_starts(&binaries, &events, options.cold.get(), &mut figures).await?;
+        eprintln!("run {run}/{total}: warm paths ...");
+        warm(&binaries, &events, options.rounds.get(), &mut figures).await?;
         runs.push(figures);
     }
-    let text = report(&options, &targets, &memory, &runs, started.elapsed());
-    std::fs::create_dir_all(&options.out)?;
-    std::fs::write(options.out.join("report.md"), &text)?;
+    let text = report(&options, &binaries, &memory, Runs(&runs), started.elapsed());
+    let out = options.out();
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("report.md"), &text)?;
     std::fs::write(
-        options.out.join("results.json"),
+        out.join("results.json"),
         serde_json::to_string_pretty(&json_report(&runs))?,
     )?;
     println!("{text}");
     eprintln!(
         "written: {} and {}",
-        options.out.join("report.md").display(),
-        options.out.join("results.json").display()
+        out.join("report.md").display(),
+        out.join("results.json").display()
     );
     Ok(())
 }

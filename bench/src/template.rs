@@ -1,12 +1,15 @@
 //! Each function's configured memory, from template.yaml: the function's own `MemorySize`, else
 //! `Globals.Function.MemorySize`, else [`DEFAULT_MEMORY_MB`].
 //!
-//! A deliberately small reader of the template's block-style YAML (the only style it uses): it
-//! follows the key path by indentation, skips block scalars and list items, and knows a function by
-//! its `CodeUri: functions/<name>`. Anything it cannot read falls back to the default, and the
-//! report says where each figure came from.
+//! Read with serde_yaml_ng, which keeps CloudFormation's short tags (`!Ref`, `!Sub`, ...) as tagged
+//! values, so the template parses as it is. A function is known by its `CodeUri: functions/<name>`;
+//! a `MemorySize` that is not a plain number (say `!Ref Memory`) counts as not given. A template
+//! that cannot be read gives no sizes (every function the default), and the report says where each
+//! figure came from.
 
 use std::collections::BTreeMap;
+
+use serde_yaml_ng::{Mapping, Value};
 
 /// Lambda's memory when nothing says otherwise here (the brief's default, also the template's).
 pub const DEFAULT_MEMORY_MB: u32 = 256;
@@ -44,73 +47,33 @@ pub struct MemorySizes {
 
 impl MemorySizes {
     /// Reads a template's text.
-    pub fn parse(text: &str) -> Self {
-        let mut sizes = Self::default();
-        let mut code_uris: BTreeMap<String, String> = BTreeMap::new();
-        let mut memory: BTreeMap<String, u32> = BTreeMap::new();
-        // (indent, key) of the keys the current line is nested in.
-        let mut path: Vec<(usize, String)> = Vec::new();
-        let mut block_scalar_indent: Option<usize> = None;
-        for raw in text.lines() {
-            let line = strip_comment(raw);
-            let trimmed = line.trim();
-            if trimmed.is_empty() {
-                continue;
-            }
-            let indent = line.len() - line.trim_start().len();
-            if let Some(block) = block_scalar_indent {
-                if indent > block {
-                    continue;
-                }
-                block_scalar_indent = None;
-            }
-            if trimmed.starts_with('-') {
-                continue;
-            }
-            let Some((key, value)) = trimmed.split_once(':') else {
-                continue;
-            };
-            let key = key.trim().trim_matches(['"', '\'']).to_owned();
-            let value = value.trim().trim_matches(['"', '\'']);
-            while path.last().is_some_and(|(i, _)| *i >= indent) {
-                path.pop();
-            }
-            if value.starts_with('|') || value.starts_with('>') {
-                block_scalar_indent = Some(indent);
-            }
-            let keys: Vec<&str> = path.iter().map(|(_, k)| k.as_str()).collect();
-            match (keys.as_slice(), key.as_str()) {
-                (["Globals", "Function"], "MemorySize") => sizes.globals = value.parse().ok(),
-                (["Resources", resource, "Properties"], "MemorySize") => {
-                    if let Ok(mb) = value.parse() {
-                        memory.insert((*resource).to_owned(), mb);
-                    }
-                }
-                (["Resources", resource, "Properties"], "CodeUri") => {
-                    let name = value
-                        .trim_end_matches('/')
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or(value);
-                    code_uris.insert((*resource).to_owned(), name.to_owned());
-                }
-                _ => {}
-            }
-            path.push((indent, key));
-        }
-        for (resource, function) in code_uris {
-            if let Some(mb) = memory.get(&resource) {
-                sizes.functions.insert(function, *mb);
-            }
-        }
-        sizes
+    pub fn parse(text: &str) -> Result<Self, serde_yaml_ng::Error> {
+        let template: Value = serde_yaml_ng::from_str(text)?;
+        let globals = megabytes(&template["Globals"]["Function"]["MemorySize"]);
+        let functions = template["Resources"]
+            .as_mapping()
+            .into_iter()
+            .flat_map(Mapping::values)
+            .filter_map(|resource| {
+                let properties = &resource["Properties"];
+                let code_uri = properties["CodeUri"].as_str()?;
+                let name = code_uri.trim_end_matches('/').rsplit('/').next()?;
+                Some((name.to_owned(), megabytes(&properties["MemorySize"])?))
+            })
+            .collect();
+        Ok(Self { globals, functions })
     }
 
-    /// Reads `path`; a missing or unreadable template gives no sizes (every function the default).
-    pub fn read(path: &std::path::Path) -> Self {
-        std::fs::read_to_string(path)
-            .map(|text| Self::parse(&text))
-            .unwrap_or_default()
+    /// Reads `path`; a missing or unreadable template gives no sizes (every function the default),
+    /// and the error says why.
+    pub fn read(path: &std::path::Path) -> (Self, Option<String>) {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|err| err.to_string())
+            .and_then(|text| Self::parse(&text).map_err(|err| err.to_string()));
+        match parsed {
+            Ok(sizes) => (sizes, None),
+            Err(err) => (Self::default(), Some(format!("{}: {err}", path.display()))),
+        }
     }
 
     /// The memory of `function`, and where it came from.
@@ -125,16 +88,9 @@ impl MemorySizes {
     }
 }
 
-/// The line without a trailing ` # comment` (a `#` inside a quoted value is rare in templates and
-/// not handled).
-fn strip_comment(line: &str) -> &str {
-    if line.trim_start().starts_with('#') {
-        return "";
-    }
-    match line.find(" #") {
-        Some(at) => &line[..at],
-        None => line,
-    }
+/// A memory size in MB: a plain number that fits.
+fn megabytes(value: &Value) -> Option<u32> {
+    value.as_u64().and_then(|mb| u32::try_from(mb).ok())
 }
 
 #[cfg(test)]
@@ -171,9 +127,13 @@ Resources:
       MemorySize: 7
 "#;
 
+    fn parse(text: &str) -> MemorySizes {
+        MemorySizes::parse(text).unwrap_or_else(|err| panic!("{err}"))
+    }
+
     #[test]
     fn a_function_size_wins_over_globals_and_globals_over_the_default() {
-        let sizes = MemorySizes::parse(TEMPLATE);
+        let sizes = parse(TEMPLATE);
         assert_eq!(sizes.globals, Some(256));
         assert_eq!(sizes.memory_mb("login"), (512, Source::Function));
         assert_eq!(sizes.memory_mb("health"), (256, Source::Globals));
@@ -183,26 +143,68 @@ Resources:
 
     #[test]
     fn without_any_size_the_default_applies() {
-        let sizes =
-            MemorySizes::parse("Resources:\n  F:\n    Properties:\n      CodeUri: functions/f\n");
+        let sizes = parse("Resources:\n  F:\n    Properties:\n      CodeUri: functions/f\n");
         assert_eq!(sizes.memory_mb("f"), (DEFAULT_MEMORY_MB, Source::Default));
-        assert_eq!(MemorySizes::parse("").memory_mb("f").1, Source::Default);
+        assert_eq!(parse("").memory_mb("f").1, Source::Default);
     }
 
     #[test]
     fn four_space_indentation_reads_the_same() {
         let text = "Globals:\n    Function:\n        MemorySize: 128\nResources:\n    H:\n        Properties:\n            MemorySize: 1024\n            CodeUri: functions/health\n";
-        let sizes = MemorySizes::parse(text);
+        let sizes = parse(text);
         assert_eq!(sizes.memory_mb("health"), (1024, Source::Function));
         assert_eq!(sizes.memory_mb("login"), (128, Source::Globals));
     }
 
     #[test]
+    fn short_tags_parse_and_a_size_that_is_not_a_number_is_not_given() {
+        let text = r#"
+Parameters:
+  Memory:
+    Type: Number
+Globals:
+  Function:
+    MemorySize: !Ref Memory
+Resources:
+  HealthFunction:
+    Properties:
+      CodeUri: functions/health
+      MemorySize: 128
+      Environment:
+        Variables:
+          TABLE_NAME: !Ref UsersTable
+          ARN: !GetAtt UsersTable.Arn
+          URL: !Sub "https://${AWS::Region}.example.com"
+  LoginFunction:
+    Properties:
+      CodeUri: functions/login
+      MemorySize: !If [IsProd, 1024, 512]
+"#;
+        let sizes = parse(text);
+        assert_eq!(sizes.globals, None);
+        assert_eq!(sizes.memory_mb("health"), (128, Source::Function));
+        assert_eq!(
+            sizes.memory_mb("login"),
+            (DEFAULT_MEMORY_MB, Source::Default)
+        );
+    }
+
+    #[test]
+    fn a_template_that_cannot_be_read_gives_the_default_and_says_why() {
+        assert!(MemorySizes::parse("Resources: [unclosed").is_err());
+        let (sizes, error) = MemorySizes::read(std::path::Path::new("/nonexistent/template.yaml"));
+        assert_eq!(sizes, MemorySizes::default());
+        assert!(error.is_some_and(|e| e.contains("/nonexistent/template.yaml")));
+    }
+
+    #[test]
     fn the_project_template_is_readable() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-        let sizes = MemorySizes::read(&path);
+        let (sizes, error) = MemorySizes::read(&path);
+        assert_eq!(error, None);
         for function in ["health", "create_user", "login", "get_user"] {
-            let (mb, _) = sizes.memory_mb(function);
+            let (mb, source) = sizes.memory_mb(function);
+            assert_eq!(source, Source::Function, "{function}");
             assert!((128..=10240).contains(&mb), "{function}: {mb} MB");
         }
     }

@@ -13,15 +13,14 @@
 
 pub mod contract;
 pub mod fault_proxy;
-pub mod http_server;
 pub mod runtime_api;
 pub mod sentry_sink;
 
 pub use fault_proxy::{Fault, FaultProxy, Plan};
+pub use test_support::root;
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -41,14 +40,6 @@ use tower::ServiceExt as _;
 
 /// A stored item.
 pub type Item = std::collections::HashMap<String, AttributeValue>;
-
-/// The workspace root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
 
 /// A sample event from `events/<function>/<case>.json`.
 pub fn event(function: &str, case: &str) -> Value {

@@ -8,7 +8,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::http_server::{self, respond};
+use test_support::http_server::{self, respond};
 
 /// The sink and what it received.
 #[derive(Debug, Clone)]
@@ -35,7 +35,8 @@ impl SentrySink {
                 respond(200, r#"{"id":"00000000000000000000000000000000"}"#)
             })
         })
-        .await;
+        .await
+        .expect("bind a loopback port");
         Self {
             port: address.port(),
             events,

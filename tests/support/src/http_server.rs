@@ -1,12 +1,14 @@
-//! A small HTTP/1.1 server on 127.0.0.1 for the stand-ins the tests need (the Lambda Runtime API,
-//! Sentry's ingestion endpoint). Each connection is served on its own task, so a long poll on one
-//! connection never blocks another.
+//! A small HTTP/1.1 server on 127.0.0.1 for local stand-ins (the Lambda Runtime API, Sentry's
+//! ingestion endpoint). Each connection is served on its own task, so a long poll on one connection
+//! never blocks another.
 
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
+use hyper::{
+    Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
+};
 use hyper_util::rt::TokioIo;
 
 /// A request with its whole body.
@@ -17,14 +19,12 @@ pub type HttpResponse = Response<Full<Bytes>>;
 pub type Reply = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
 
 /// Serves `handler` on a free loopback port until the process ends; returns the address.
-pub async fn serve<F>(handler: F) -> SocketAddr
+pub async fn serve<F>(handler: F) -> std::io::Result<SocketAddr>
 where
     F: Fn(HttpRequest) -> Reply + Send + Sync + 'static,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let address = listener.local_addr().expect("a local address");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
     let handler = Arc::new(handler);
     tokio::spawn(async move {
         loop {
@@ -55,13 +55,13 @@ where
             });
         }
     });
-    address
+    Ok(address)
 }
 
-/// A response with `status` and `body`.
+/// A response with `status` (500 if it is not a status code) and `body`.
 pub fn respond(status: u16, body: impl Into<Bytes>) -> HttpResponse {
-    Response::builder()
-        .status(status)
-        .body(Full::new(body.into()))
-        .expect("a valid response")
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
 }
