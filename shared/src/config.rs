@@ -56,16 +56,35 @@ pub struct Config {
     pub sentry_capture_4xx: bool,
 }
 
-/// What is wrong with the environment: every problem found, the first one as the source.
-#[derive(Debug, thiserror::Error)]
-#[error("the function's configuration is invalid ({} problem{}): {}",
-    .problems.len(),
-    if .problems.len() == 1 { "" } else { "s" },
-    .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+/// What is wrong with the environment: every problem found (at least one), the first one as the
+/// source.
+#[derive(Debug)]
 pub struct ConfigError {
     problems: Vec<BoxError>,
-    #[source]
-    first: BoxError,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "the function's configuration is invalid ({n} problem{}): ",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for (i, problem) in self.problems.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "; " };
+            write!(f, "{separator}{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.problems
+            .first()
+            .map(|p| &**p as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl Config {
@@ -113,15 +132,7 @@ impl Config {
             sentry_capture_4xx: var("SENTRY_CAPTURE_4XX")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         };
-        let mut problems = problems.into_iter();
-        let error = problems.next().map(|first| {
-            let mut all: Vec<BoxError> = vec![first.to_string().into()];
-            all.extend(problems);
-            ConfigError {
-                problems: all,
-                first,
-            }
-        });
+        let error = (!problems.is_empty()).then_some(ConfigError { problems });
         (config, error)
     }
 }

@@ -30,9 +30,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper::{
-    Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn,
-};
+use hyper::{Request, Response, body::Incoming, header, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -335,13 +333,7 @@ async fn answer(
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or("unknown")
         .to_owned();
-    let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let request = Request::from_parts(parts, body);
+    let request = test_support::http_server::whole(request).await;
     let fault = state.lock().expect("proxy state").on_call(&operation);
     let error = |status: u16, kind: &str, message: &str| {
         json_answer(
@@ -421,9 +413,7 @@ fn transaction_conflict(request_body: &Bytes) -> Response<Full<Bytes>> {
 
 /// An answer in DynamoDB's JSON protocol.
 fn json_answer(status: u16, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = test_support::http_server::respond(status, body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

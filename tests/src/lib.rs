@@ -127,7 +127,7 @@ impl Harness {
         static SHARED: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
         let client = Self::client().await;
         let table = SHARED
-            .get_or_init(|| async { Self::create_table(&Self::client().await).await })
+            .get_or_init(|| Self::create_table(&client))
             .await
             .clone();
         let app = Self::app_for(client.clone(), &table);

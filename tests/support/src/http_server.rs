@@ -37,17 +37,7 @@ where
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
                     let handler = Arc::clone(&handler);
-                    async move {
-                        let (parts, body) = request.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        Ok::<_, std::convert::Infallible>(
-                            handler(Request::from_parts(parts, body)).await,
-                        )
-                    }
+                    async move { Ok::<_, std::convert::Infallible>(handler(whole(request).await).await) }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -56,6 +46,17 @@ where
         }
     });
     Ok(address)
+}
+
+/// The request with its whole body read (an unreadable body counts as empty).
+pub async fn whole(request: Request<Incoming>) -> HttpRequest {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Request::from_parts(parts, body)
 }
 
 /// A response with `status` (500 if it is not a status code) and `body`.
