@@ -66,6 +66,10 @@ pub const DYNAMODB_THROTTLES: Metric = Metric::new("DynamoDbThrottles", Unit::Co
 /// DynamoDB operations that failed after every allowed attempt (answered 503).
 pub const DYNAMODB_RETRIES_EXHAUSTED: Metric = Metric::new("DynamoDbRetriesExhausted", Unit::Count);
 
+/// Logins refused for a wrong password or an unknown email (emitted by login on every attempt
+/// that reached the password check, 0 or 1, so the alarm has data).
+pub const LOGIN_FAILURES: Metric = Metric::new("LoginFailures", Unit::Count);
+
 /// Every metric, for the EMF directive and the checks against template.yaml.
 pub const ALL: &[Metric] = &[
     REQUESTS,
@@ -77,6 +81,7 @@ pub const ALL: &[Metric] = &[
     DYNAMODB_RETRIES,
     DYNAMODB_THROTTLES,
     DYNAMODB_RETRIES_EXHAUSTED,
+    LOGIN_FAILURES,
 ];
 
 /// Looks a metric up by name.
