@@ -109,7 +109,7 @@ const DICTIONARY: &[&str] = &[
     "EMAIL#",
     "USER#",
     "SESSION#",
-    "LOGINFAIL#",
+    "LOGIN#",
     "../",
     "..%2F",
     "%2e%2e%2f",

@@ -159,6 +159,17 @@ impl ApiRequest {
         self.inner.uri().path()
     }
 
+    /// The client's address as API Gateway saw the connection (`requestContext.identity.sourceIp`,
+    /// or `requestContext.http.sourceIp` in an HTTP API event). Never a header: `X-Forwarded-For`
+    /// and its kin say whatever the client writes.
+    pub fn source_ip(&self) -> Option<&str> {
+        match self.inner.request_context_ref()? {
+            RequestContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.as_deref(),
+            RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref(),
+            _ => None,
+        }
+    }
+
     /// A header's value, if present and text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.inner.headers().get(name)?.to_str().ok()

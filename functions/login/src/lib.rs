@@ -1,20 +1,24 @@
 //! `POST /auth/login`: exchange an email and password for a bearer session token. An unknown email
-//! and a wrong password get the same 401, with the same headers, after the same DynamoDB reads and
+//! and a wrong password get the same 401, with the same headers, after the same DynamoDB calls and
 //! the same Argon2id work.
 //!
-//! Each email has a failure counter ([`shared::domain::LoginLimit`]): once it is at the limit,
-//! every login for that email is a 429 with `Retry-After` until its window ends, before any hash,
-//! whether the account exists or not. Only the email keys it: nothing else in the request (an
-//! `X-Forwarded-For`, say) is read. A successful login deletes the counter.
+//! Before the hash, the attempt is reserved on its counters ([`shared::domain::login_limit`]): a
+//! strict limit per (email, client address), a looser one per email that addresses the owner
+//! signed in from are exempt from, and a refusal of addresses that failed too often across
+//! emails (password spraying). A refusal is a 429 with `Retry-After`, the same for known and
+//! unknown emails. The client address is API Gateway's `sourceIp`; no header is read for it.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use shared::{
     ApiError, ApiRequest, App, HandlerResult, Route, StatusCode,
-    domain::{Email, FailureKey, LoginLimit, Password, SESSION_TTL, Session, SessionToken, UserId},
+    domain::{
+        ClientAddress, Email, Limit, LoginCounters, LoginLimit, Password, SESSION_TTL, Session,
+        SessionToken, UserId,
+    },
     json::JsonObject,
-    response,
+    metric, response,
 };
 
 /// The route this function serves.
@@ -45,24 +49,55 @@ pub fn parse(mut body: JsonObject) -> Result<Credentials, ApiError> {
     Ok(Credentials { email, password })
 }
 
-/// Checks the email's failure counter, verifies the credentials and starts a session.
+/// Reserves the attempt on the login limits, verifies the credentials and starts a session.
 pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     let Credentials { email, password } = parse(req.json_object()?)?;
 
     let now = chrono::Utc::now();
-    let counter = FailureKey::for_email(&email);
-    let failures = app.store.login_failures(&counter, req.deadline()).await?;
-    if let Some(retry_after) = failures.and_then(|f| f.retry_after(now)) {
-        tracing::info!(email = ?email, retry_after_s = retry_after.as_secs(), "login throttled");
-        return Err(ApiError::TooManyAttempts { retry_after });
+    let address = ClientAddress::from_source_ip(req.source_ip());
+    let counters = LoginCounters::new(&email, &address, now);
+    let window = counters.window;
+    let refuse = |limit: Limit| {
+        let retry_after = window.retry_after(now);
+        tracing::info!(
+            email = ?email,
+            limit = limit.as_str(),
+            retry_after_s = retry_after.as_secs(),
+            "login throttled"
+        );
+        ApiError::TooManyAttempts { retry_after }
+    };
+    let store = &app.store;
+    let deadline = req.deadline();
+    let address_failures = store
+        .login_failures(&counters.address, window, deadline)
+        .await?;
+    if address_failures >= LoginLimit::PER_ADDRESS_FAILURES {
+        return Err(refuse(Limit::Address));
+    }
+    let pair_limit = Some(LoginLimit::PER_PAIR);
+    if !store
+        .reserve_login_attempt(&counters.pair, window, pair_limit, deadline)
+        .await?
+    {
+        return Err(refuse(Limit::Pair));
+    }
+    let email_limit = Some(LoginLimit::PER_EMAIL);
+    if !store
+        .reserve_login_attempt(&counters.email, window, email_limit, deadline)
+        .await?
+        // At the ceiling, a pair that signed in before may still try (uncounted: the count only
+        // matters up to the ceiling). Read only here, so every other path makes the same calls.
+        && !store.login_trusted(&counters.pair, now, deadline).await?
+    {
+        return Err(refuse(Limit::Email));
     }
 
     // The same reads whether the email is known or not: an unknown email reads a user id nobody
     // has, so the number of DynamoDB calls (and their time) does not tell the two apart.
-    let owner = app.store.email_owner(&email, req.deadline()).await?;
-    let user = app
-        .store
-        .user_by_id(&owner.unwrap_or_else(UserId::generate), req.deadline())
+    let owner = store.email_owner(&email, deadline).await?;
+    let user = store
+        .user_by_id(&owner.unwrap_or_else(UserId::generate), deadline)
         .await?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     // Always one verification: against the dummy hash when the email is unknown.
@@ -70,33 +105,37 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     let user = match user {
         Some(user) if verified => user,
         _ => {
+            metric::LOGIN_FAILURES.count(1);
             // Counted for unknown emails too, the same way, so the answers stay the same.
-            let counted = app
-                .store
-                .record_login_failure(&counter, now, LoginLimit::WINDOW, req.deadline())
+            let failures = store
+                .count_login_failure(&counters.address, window, deadline)
                 .await?;
             tracing::info!(
                 email = ?email,
                 known_email = user.is_some(),
-                failures = counted,
+                address_failures = failures,
                 "login refused"
             );
+            if failures == LoginLimit::PER_ADDRESS_FAILURES {
+                // Once per address and window; no email: they may be many people's.
+                tracing::warn!(
+                    source_ip = address.as_str(),
+                    failures,
+                    window_s = LoginLimit::WINDOW.as_secs(),
+                    "password spraying suspected: this address is refused logins until the window ends"
+                );
+            }
             return Err(ApiError::InvalidCredentials);
         }
     };
+    metric::LOGIN_FAILURES.count(0);
 
-    if failures.is_some() {
-        app.store
-            .clear_login_failures(&counter, req.deadline())
-            .await?;
-    }
     let token = SessionToken::generate()?;
-    app.store
-        .put_session(
-            &Session::start(&token, user.id.clone(), chrono::Utc::now()),
-            req.deadline(),
-        )
-        .await?;
+    let session = Session::start(&token, user.id.clone(), chrono::Utc::now());
+    tokio::try_join!(
+        store.put_session(&session, deadline),
+        store.login_succeeded(&counters.pair, window, now, deadline),
+    )?;
     tracing::info!(user_id = %user.id, "session started");
     Ok(response::json(
         StatusCode::OK,

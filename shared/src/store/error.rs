@@ -249,8 +249,8 @@ pub enum ErrorKind {
     MalformedItem,
     /// The create transaction's email condition failed: the email item exists.
     EmailTaken,
-    /// The login failure counter's window is not the one the update expected.
-    WindowChanged,
+    /// A login counter's condition failed: it is at its limit.
+    LimitReached,
 }
 
 impl ErrorKind {
@@ -279,7 +279,7 @@ impl ErrorKind {
             Self::Deadline => "deadline",
             Self::MalformedItem => "malformed_item",
             Self::EmailTaken => "EmailConditionFailed",
-            Self::WindowChanged => "WindowConditionFailed",
+            Self::LimitReached => "LimitConditionFailed",
         }
     }
 
@@ -307,7 +307,7 @@ impl ErrorKind {
             | Self::Other
             | Self::MalformedItem
             | Self::EmailTaken
-            | Self::WindowChanged => Fault::Permanent,
+            | Self::LimitReached => Fault::Permanent,
         }
     }
 }

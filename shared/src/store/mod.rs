@@ -5,7 +5,8 @@
 //! | user | `USER#<id>` | `PROFILE` | id, email, name, password_hash, created_at |
 //! | email uniqueness | `EMAIL#<normalised email>` | `EMAIL` | user_id |
 //! | session | `SESSION#<sha256 of token>` | `SESSION` | user_id, expires_at (TTL, epoch seconds) |
-//! | login failures | `LOGINFAIL#<sha256 of normalised email>` | `LOGINFAIL` | failures, expires_at (TTL: the window's end) |
+//! | login counter | `LOGIN#<kind>#<sha256>` (kind `pair`, `email` or `address`) | `WINDOW#<n>` | attempts or failures, expires_at (TTL: the window's end) |
+//! | login trust | `LOGIN#pair#<sha256>` | `TRUSTED` | expires_at (TTL: 30 days after the last success) |
 //!
 //! The user and its email item are written in one transaction, each with `attribute_not_exists(pk)`,
 //! so two sign-ups with one email cannot both succeed whatever their timing. Login and the
@@ -35,7 +36,7 @@ pub use error::{ErrorKind, Fault, GaveUp, StoreError};
 pub use retry::{Retrier, RetryPolicy};
 
 use crate::domain::{
-    Email, FailureKey, LoginFailures, PasswordHash, Session, TokenHash, User, UserId, UserName,
+    CounterKey, Email, PasswordHash, Session, TokenHash, User, UserId, UserName, Window,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -53,11 +54,12 @@ mod attr {
     pub const USER_ID: &str = "user_id";
     pub const EXPIRES_AT: &str = "expires_at";
     pub const FAILURES: &str = "failures";
+    pub const ATTEMPTS: &str = "attempts";
 }
 
 /// The partition and sort keys of each item kind.
 pub mod keys {
-    use crate::domain::{Email, FailureKey, TokenHash, UserId};
+    use crate::domain::{CounterKey, Email, TokenHash, UserId, Window};
 
     /// The user item's key.
     pub fn user(id: &UserId) -> (String, &'static str) {
@@ -71,9 +73,16 @@ pub mod keys {
     pub fn session(hash: &TokenHash) -> (String, &'static str) {
         (format!("SESSION#{}", hash.as_str()), "SESSION")
     }
-    /// The login failure counter's key.
-    pub fn login_failures(key: &FailureKey) -> (String, &'static str) {
-        (format!("LOGINFAIL#{}", key.as_str()), "LOGINFAIL")
+    /// A login counter's key in one window.
+    pub fn login_counter(key: &CounterKey, window: Window) -> (String, String) {
+        (
+            format!("LOGIN#{}", key.as_str()),
+            format!("WINDOW#{}", window.number()),
+        )
+    }
+    /// The key of a pair's trust mark.
+    pub fn login_trust(pair: &CounterKey) -> (String, &'static str) {
+        (format!("LOGIN#{}", pair.as_str()), "TRUSTED")
     }
     /// A key no item has, read by the health check.
     pub fn health_probe() -> (String, &'static str) {
@@ -105,7 +114,7 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn key((pk, sk): (String, &'static str)) -> Item {
+fn key((pk, sk): (String, impl Into<String>)) -> Item {
     HashMap::from([(attr::PK.to_owned(), s(pk)), (attr::SK.to_owned(), s(sk))])
 }
 
@@ -307,127 +316,158 @@ impl Store {
         }))
     }
 
-    /// The failed logins counted for `counter`, the window ended or not (the caller checks; TTL
-    /// deletes ended windows up to days late). Strongly consistent.
-    pub async fn login_failures(
+    /// Whether `pair` signed in successfully within [`crate::domain::LoginLimit::TRUST`] of `now`
+    /// (see [`crate::domain::login_limit`]). Strongly consistent.
+    pub async fn login_trusted(
         &self,
-        counter: &FailureKey,
+        pair: &CounterKey,
+        now: DateTime<Utc>,
         deadline: Deadline,
-    ) -> Result<Option<LoginFailures>, StoreError> {
-        const OP: &str = "GetItem login failures";
-        let Some(item) = self
-            .get(OP, keys::login_failures(counter), deadline)
-            .await?
-        else {
-            return Ok(None);
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "GetItem login trust";
+        let Some(item) = self.get(OP, keys::login_trust(pair), deadline).await? else {
+            return Ok(false);
         };
-        let item = Read::new(&item, OP, "login failure");
-        Ok(Some(LoginFailures {
-            failures: item.count(attr::FAILURES)?,
-            expires_at: item.time(attr::EXPIRES_AT)?,
-        }))
+        // TTL deletes up to days late: an expired mark is no mark.
+        Ok(Read::new(&item, OP, "login trust").time(attr::EXPIRES_AT)? > now)
     }
 
-    /// Counts one failed login for `counter` at `now`, atomically, and returns the count in the window.
-    ///
-    /// One UpdateItem adds one to the counter of the current window, or starts a window of
-    /// `window` when there is none (`ADD` and `if_not_exists`, on the condition that no window has
-    /// ended). Only when an ended window's item is still there (TTL is late) does a second
-    /// UpdateItem restart it, on the condition that it has ended; if another failure restarted it
-    /// first, the first update is tried again. A retried update whose first answer was lost counts
-    /// twice: the limit errs on the side of the account.
-    pub async fn record_login_failure(
+    /// The failed logins counted for `address` in `window` (0 when there is no counter).
+    /// Strongly consistent.
+    pub async fn login_failures(
         &self,
-        counter: &FailureKey,
-        now: DateTime<Utc>,
-        window: std::time::Duration,
+        address: &CounterKey,
+        window: Window,
+        deadline: Deadline,
+    ) -> Result<u32, StoreError> {
+        const OP: &str = "GetItem login failures";
+        match self
+            .get(OP, keys::login_counter(address, window), deadline)
+            .await?
+        {
+            Some(item) => Read::new(&item, OP, "login counter").count(attr::FAILURES),
+            None => Ok(0),
+        }
+    }
+
+    /// Reserves one login attempt on `counter` in `window`: one UpdateItem adds one to its
+    /// attempts, on the condition that they are below `limit` (no condition when `limit` is
+    /// `None`: counted, never refused). `false`: the limit is reached, nothing was counted.
+    ///
+    /// A retried update whose first answer was lost counts twice: the limit errs on the side of
+    /// the account.
+    pub async fn reserve_login_attempt(
+        &self,
+        counter: &CounterKey,
+        window: Window,
+        limit: Option<u32>,
+        deadline: Deadline,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "UpdateItem login attempts";
+        let update = "SET #entity = :entity, #expires = :ends ADD #attempts :one";
+        let (names, mut values) = counter_expression(attr::ATTEMPTS, window);
+        if let Some(limit) = limit {
+            values.insert(":limit".to_owned(), AttributeValue::N(limit.to_string()));
+        }
+        let condition = limit.map(|_| "attribute_not_exists(#attempts) OR #attempts < :limit");
+        let result = self
+            .call_or(
+                &self.retry,
+                OP,
+                deadline,
+                || {
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key(keys::login_counter(counter, window))))
+                        .update_expression(update)
+                        .set_condition_expression(condition.map(str::to_owned))
+                        .set_expression_attribute_names(Some(names.clone()))
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .send()
+                },
+                |err| match update_condition_failed(&err) {
+                    true => StoreError::permanent(
+                        OP,
+                        ErrorKind::LimitReached,
+                        "the login counter is at its limit",
+                    ),
+                    false => StoreError::from_sdk(OP, err),
+                },
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.kind == ErrorKind::LimitReached => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Counts one failed login on `address` in `window` and returns the window's count. One
+    /// UpdateItem, no condition.
+    pub async fn count_login_failure(
+        &self,
+        address: &CounterKey,
+        window: Window,
         deadline: Deadline,
     ) -> Result<u32, StoreError> {
         const OP: &str = "UpdateItem login failures";
-        let now_secs = now.timestamp();
-        let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-        let ends = now_secs.saturating_add(window_secs);
-        let n = |v: i64| AttributeValue::N(v.to_string());
-        let values = HashMap::from([
-            (":entity".to_owned(), s("login_failures")),
-            (":one".to_owned(), n(1)),
-            (":now".to_owned(), n(now_secs)),
-            (":ends".to_owned(), n(ends)),
-        ]);
-        let names = HashMap::from([
-            ("#failures".to_owned(), attr::FAILURES.to_owned()),
-            ("#expires".to_owned(), attr::EXPIRES_AT.to_owned()),
-            ("#entity".to_owned(), attr::ENTITY.to_owned()),
-        ]);
-        let count_in_window = (
-            "SET #entity = :entity, #expires = if_not_exists(#expires, :ends) ADD #failures :one",
-            "attribute_not_exists(pk) OR #expires > :now",
-        );
-        let restart_window = (
-            "SET #entity = :entity, #expires = :ends, #failures = :one",
-            "attribute_exists(pk) AND #expires <= :now",
-        );
-        for (update, condition) in [count_in_window, restart_window, count_in_window] {
-            let result = self
-                .call_or(
-                    &self.retry,
-                    OP,
-                    deadline,
-                    || {
-                        self.client
-                            .update_item()
-                            .table_name(&self.table)
-                            .set_key(Some(key(keys::login_failures(counter))))
-                            .update_expression(update)
-                            .condition_expression(condition)
-                            .set_expression_attribute_names(Some(names.clone()))
-                            .set_expression_attribute_values(Some(values.clone()))
-                            .return_values(ReturnValue::UpdatedNew)
-                            .send()
-                    },
-                    |err| match update_condition_failed(&err) {
-                        true => StoreError::permanent(
-                            OP,
-                            ErrorKind::WindowChanged,
-                            "the failure window's condition does not hold",
-                        ),
-                        false => StoreError::from_sdk(OP, err),
-                    },
-                )
-                .await;
-            match result {
-                Ok(output) => {
-                    let attributes = output.attributes.unwrap_or_default();
-                    return Read::new(&attributes, OP, "login failure").count(attr::FAILURES);
-                }
-                Err(err) if err.kind == ErrorKind::WindowChanged => continue,
-                Err(err) => return Err(err),
-            }
-        }
-        Err(StoreError::permanent(
-            OP,
-            ErrorKind::WindowChanged,
-            "the failure window kept changing under concurrent failures",
-        ))
+        let (names, values) = counter_expression(attr::FAILURES, window);
+        let output = self
+            .call(OP, deadline, || {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::login_counter(address, window))))
+                    .update_expression("SET #entity = :entity, #expires = :ends ADD #failures :one")
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .return_values(ReturnValue::UpdatedNew)
+                    .send()
+            })
+            .await?;
+        let attributes = output.attributes.unwrap_or_default();
+        Read::new(&attributes, OP, "login counter").count(attr::FAILURES)
     }
 
-    /// Deletes the failure counter `counter` (after a successful login). Idempotent.
-    pub async fn clear_login_failures(
+    /// After a successful login of `pair` at `now`: deletes the pair's counter of `window` and
+    /// marks the pair trusted for [`crate::domain::LoginLimit::TRUST`]. Both are idempotent.
+    pub async fn login_succeeded(
         &self,
-        counter: &FailureKey,
+        pair: &CounterKey,
+        window: Window,
+        now: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<(), StoreError> {
-        const OP: &str = "DeleteItem login failures";
-        let k = key(keys::login_failures(counter));
-        self.call(OP, deadline, || {
+        const CLEAR: &str = "DeleteItem login attempts";
+        const TRUST: &str = "PutItem login trust";
+        let counter = key(keys::login_counter(pair, window));
+        let trusted_until = now
+            + chrono::Duration::from_std(crate::domain::LoginLimit::TRUST)
+                .unwrap_or(chrono::Duration::MAX);
+        let mut trust = key(keys::login_trust(pair));
+        trust.extend([
+            (attr::ENTITY.to_owned(), s("login_trust")),
+            (
+                attr::EXPIRES_AT.to_owned(),
+                AttributeValue::N(trusted_until.timestamp().to_string()),
+            ),
+        ]);
+        let clear = self.call(CLEAR, deadline, || {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .set_key(Some(k.clone()))
+                .set_key(Some(counter.clone()))
                 .send()
-        })
-        .await
-        .map(|_| ())
+        });
+        let mark = self.call(TRUST, deadline, || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(trust.clone()))
+                .send()
+        });
+        futures::try_join!(clear, mark).map(|_| ())
     }
 
     /// A cheap data-plane read (an eventually consistent GetItem of a key that never exists, half a
@@ -459,7 +499,7 @@ impl Store {
     async fn get(
         &self,
         op: &'static str,
-        k: (String, &'static str),
+        k: (String, impl Into<String>),
         deadline: Deadline,
     ) -> Result<Option<Item>, StoreError> {
         let k = key(k);
@@ -571,6 +611,33 @@ impl<'a> Read<'a> {
             .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
             .ok_or_else(|| self.malformed(name))
     }
+}
+
+/// The names and values every counter update uses: the entity, the TTL at the window's end and
+/// the one to add to `counted`.
+fn counter_expression(
+    counted: &str,
+    window: Window,
+) -> (HashMap<String, String>, HashMap<String, AttributeValue>) {
+    let counted_name = if counted == attr::ATTEMPTS {
+        "#attempts"
+    } else {
+        "#failures"
+    };
+    let names = HashMap::from([
+        (counted_name.to_owned(), counted.to_owned()),
+        ("#expires".to_owned(), attr::EXPIRES_AT.to_owned()),
+        ("#entity".to_owned(), attr::ENTITY.to_owned()),
+    ]);
+    let values = HashMap::from([
+        (":entity".to_owned(), s("login_counter")),
+        (":one".to_owned(), AttributeValue::N("1".to_owned())),
+        (
+            ":ends".to_owned(),
+            AttributeValue::N(window.ends_at().timestamp().to_string()),
+        ),
+    ]);
+    (names, values)
 }
 
 /// The transaction was cancelled because the email item's condition failed (the second item of the

@@ -58,15 +58,18 @@ async fn one_throttle_then_success_answers_200() {
     let reply = invoke_with(app, functions::login(), event("login", "ok")).await;
     assert_eq!(reply.status, 200, "{reply:#?}");
     assert_eq!(reply.body["token_type"], "Bearer");
-    // The login failure counter read twice (throttled, then answered), the email and the user
-    // once each, the session put once.
+    // The address's failure counter read twice (throttled, then answered), the email and the
+    // user once each; the pair's and the email's attempts reserved; the session and the pair's
+    // trust mark put, the pair's counter deleted.
     assert_eq!(
         proxy.calls("GetItem"),
         4,
         "{:?}",
         proxy.calls_by_operation()
     );
-    assert_eq!(proxy.calls("PutItem"), 1);
+    assert_eq!(proxy.calls("UpdateItem"), 2);
+    assert_eq!(proxy.calls("PutItem"), 2);
+    assert_eq!(proxy.calls("DeleteItem"), 1);
     assert_eq!(h.items_with_prefix("SESSION#").await.len(), 1);
     assert_eq!(
         reply.metric("DynamoDbRetries"),
@@ -78,7 +81,7 @@ async fn one_throttle_then_success_answers_200() {
     assert_eq!(reply.metric("DynamoDbRetriesExhausted"), None);
     assert_eq!(
         reply.emf["DynamoDbLatency"].as_array().map(Vec::len),
-        Some(5),
+        Some(9),
         "one latency value per attempt"
     );
 }
@@ -107,7 +110,7 @@ async fn a_connection_reset_then_success_answers_200() {
     proxy.set_plan(Plan::first(1, Fault::Reset));
     let reply = invoke_with(app, functions::login(), event("login", "ok")).await;
     assert_eq!(reply.status, 200, "{reply:#?}");
-    // The counter (reset, then answered), the email, the user.
+    // The address's counter (reset, then answered), the email, the user.
     assert_eq!(proxy.calls("GetItem"), 4);
 }
 

@@ -1,5 +1,5 @@
-//! Abuse limits and hostile input (`scripts/test.sh -p api-tests security`): the login throttle per
-//! account, answers that do not tell a known email from an unknown one (content and time), ids and
+//! Abuse limits and hostile input (`scripts/test.sh -p api-tests security`): the login limits per
+//! (email, address), per email and per address, answers that do not tell a known email from an unknown one (content and time), ids and
 //! bodies that try to reach other items, and secrets that must never leave through logs, metrics,
 //! Sentry or responses.
 
@@ -20,16 +20,33 @@ fn login_event(email: &str, password: &str) -> Value {
     )
 }
 
-/// A login event whose client-supplied address headers say something new each time.
-fn spoofed(sample: Value, n: usize) -> Value {
-    let ip = format!("198.51.100.{}", n % 250);
-    let mut sample = with_header(
-        with_header(sample, "X-Forwarded-For", &ip),
-        "X-Real-IP",
-        &ip,
-    );
+/// `sample` from the client address `ip` (API Gateway's `sourceIp`).
+fn from(mut sample: Value, ip: &str) -> Value {
     sample["requestContext"]["identity"]["sourceIp"] = Value::from(ip);
     sample
+}
+
+/// `sample` from the client address `ip`, with address headers that claim something new each
+/// time (`n`): they must change nothing.
+fn spoofed(sample: Value, ip: &str, n: usize) -> Value {
+    let claimed = format!("198.51.100.{}", n % 250);
+    from(
+        with_header(
+            with_header(sample, "X-Forwarded-For", &claimed),
+            "X-Real-IP",
+            &claimed,
+        ),
+        ip,
+    )
+}
+
+/// How many DynamoDB calls an invocation made (its EMF `DynamoDbLatency` values).
+fn dynamodb_calls(reply: &Reply) -> usize {
+    match &reply.emf["DynamoDbLatency"] {
+        Value::Array(values) => values.len(),
+        Value::Number(_) => 1,
+        _ => 0,
+    }
 }
 
 fn retry_after(reply: &Reply) -> u64 {
@@ -65,17 +82,25 @@ async fn sign_up(h: &Harness, email: &str, password: &str) -> String {
     created.body["id"].as_str().expect("an id").to_owned()
 }
 
+const ATTACKER: &str = "203.0.113.66";
+const HOME: &str = "192.0.2.10";
+
 #[tokio::test]
-async fn thirty_wrong_passwords_then_the_right_one_are_throttled_like_an_unknown_email() {
+async fn an_attacker_at_the_limit_does_not_lock_the_owner_out_and_unknown_emails_look_the_same() {
     let h = Harness::new().await;
     sign_up(&h, "ada@example.com", "correct horse battery").await;
     let started = now_secs();
-    for n in 0..30 {
-        // Interleaved, so both windows start within one request of each other.
+    for n in 0..12 {
+        // Interleaved, so both windows see the same attempts; the address headers change every
+        // time, the connection's address never does.
         let known = h
             .invoke(
                 functions::login(),
-                spoofed(login_event("ada@example.com", "wrong horse battery"), 2 * n),
+                spoofed(
+                    login_event("ada@example.com", "wrong horse battery"),
+                    ATTACKER,
+                    2 * n,
+                ),
             )
             .await;
         let unknown = h
@@ -83,6 +108,7 @@ async fn thirty_wrong_passwords_then_the_right_one_are_throttled_like_an_unknown
                 functions::login(),
                 spoofed(
                     login_event("nobody@example.com", "wrong horse battery"),
+                    ATTACKER,
                     2 * n + 1,
                 ),
             )
@@ -91,6 +117,7 @@ async fn thirty_wrong_passwords_then_the_right_one_are_throttled_like_an_unknown
             known.assert_error(401, "invalid_credentials");
             unknown.assert_error(401, "invalid_credentials");
             assert_eq!(known.header("retry-after"), None);
+            assert_eq!(known.metric("LoginFailures"), Some(1.0), "{:#}", known.emf);
         } else {
             known.assert_error(429, "too_many_attempts");
             unknown.assert_error(429, "too_many_attempts");
@@ -101,64 +128,198 @@ async fn thirty_wrong_passwords_then_the_right_one_are_throttled_like_an_unknown
             let (k, u) = (retry_after(&known), retry_after(&unknown));
             assert!(k.abs_diff(u) <= 1, "Retry-After {k} vs {u}");
             assert!((1..=900).contains(&k), "inside the 15-minute window: {k}");
-            // Refused before any hash: the counter's read is its only DynamoDB call.
-            let calls = match &known.emf["DynamoDbLatency"] {
-                Value::Array(values) => values.len(),
-                Value::Number(_) => 1,
-                _ => 0,
-            };
-            assert_eq!(calls, 1, "{:#}", known.emf);
+            // Refused before the user's reads and the hash: the address's failures read, then
+            // the pair's reservation refused.
+            assert_eq!(dynamodb_calls(&known), 2, "{:#}", known.emf);
+            assert_eq!(dynamodb_calls(&unknown), 2, "{:#}", unknown.emf);
+            assert_eq!(
+                known.metric("LoginFailures"),
+                None,
+                "not a failure: no hash"
+            );
         }
         assert_eq!(visible(&known), visible(&unknown), "attempt {n}");
     }
 
-    // The right password is refused too while the window lasts, from yet another address.
-    let right = h
-        .invoke(
-            functions::login(),
-            spoofed(login_event("ada@example.com", "correct horse battery"), 99),
-        )
-        .await;
-    right.assert_error(429, "too_many_attempts");
-    assert!(retry_after(&right) >= 1);
-    assert!(h.items_with_prefix("SESSION#").await.is_empty());
+    // The right password from the attacker's address is refused too while the window lasts...
+    let right = || login_event("ada@example.com", "correct horse battery");
+    h.invoke(functions::login(), from(right(), ATTACKER))
+        .await
+        .assert_error(429, "too_many_attempts");
+    // ...but the owner, from their own address, signs in.
+    let owner = h.invoke(functions::login(), from(right(), HOME)).await;
+    assert_eq!(owner.status, 200, "the owner is not locked out: {owner:#?}");
+    assert_eq!(owner.metric("LoginFailures"), Some(0.0));
 
-    // Two counters, keyed by a hash of the email, each stopped at the limit (refused attempts are
-    // not counted), disappearing when the window ends.
-    let counters = h.items_with_prefix("LOGINFAIL#").await;
-    assert_eq!(counters.len(), 2, "{counters:#?}");
-    for counter in &counters {
+    // Per pair, a counter stopped at the limit (refused attempts are not counted), keyed by a
+    // hash of the email and the address, gone when the window ends.
+    let counters = h.items_with_prefix("LOGIN#pair#").await;
+    let windows: Vec<&Item> = counters
+        .iter()
+        .filter(|c| string(c, "sk").is_some_and(|sk| sk.starts_with("WINDOW#")))
+        .collect();
+    assert_eq!(windows.len(), 2, "the attacker's two pairs: {counters:#?}");
+    for counter in windows {
         let pk = string(counter, "pk").expect("a pk");
-        assert_eq!(pk.len(), "LOGINFAIL#".len() + 64, "{pk}");
-        assert_eq!(string(counter, "sk"), Some("LOGINFAIL"));
-        assert!(!format!("{counter:?}").contains("example.com"));
-        assert_eq!(number(counter, "failures"), 5);
+        assert_eq!(pk.len(), "LOGIN#pair#".len() + 64, "{pk}");
+        let dump = format!("{counter:?}");
+        assert!(!dump.contains("example.com") && !dump.contains("203.0.113"));
+        assert_eq!(number(counter, "attempts"), 5);
         let expires_at = number(counter, "expires_at");
         assert!(
-            (started + 900..=now_secs() + 900).contains(&expires_at),
+            (started..=now_secs() + 900).contains(&expires_at),
             "{expires_at}"
         );
     }
 }
 
 #[tokio::test]
-async fn a_success_below_the_limit_resets_the_counter() {
+async fn twenty_parallel_wrong_guesses_for_one_pair_get_at_most_the_limits_hashes() {
     let h = Harness::new().await;
     sign_up(&h, "ada@example.com", "correct horse battery").await;
-    let wrong = || spoofed(login_event("ada@example.com", "wrong horse battery"), 7);
+    let replies = futures::future::join_all((0..20).map(|n| {
+        let h = h.clone();
+        async move {
+            h.invoke(
+                functions::login(),
+                from(
+                    login_event("ada@example.com", &format!("guess number {n}")),
+                    ATTACKER,
+                ),
+            )
+            .await
+        }
+    }))
+    .await;
+    // A hash happens only after the user's reads: a 401 had one, a 429 stopped two calls in.
+    let hashed = replies.iter().filter(|r| r.status == 401).count();
+    let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(hashed, 5, "exactly the limit was hashed: {replies:#?}");
+    assert_eq!(refused.len(), 15);
+    for reply in refused {
+        reply.assert_error(429, "too_many_attempts");
+        assert_eq!(dynamodb_calls(reply), 2, "{:#}", reply.emf);
+    }
+    let counters = h.items_with_prefix("LOGIN#pair#").await;
+    assert_eq!(counters.len(), 1);
+    assert_eq!(number(&counters[0], "attempts"), 5);
+}
+
+#[tokio::test]
+async fn the_email_ceiling_spares_the_addresses_the_owner_signed_in_from() {
+    let h = Harness::new().await;
+    sign_up(&h, "ada@example.com", "correct horse battery").await;
+    // The owner signs in from home: that pair is trusted from now on.
+    let home = h
+        .invoke(
+            functions::login(),
+            from(
+                login_event("ada@example.com", "correct horse battery"),
+                HOME,
+            ),
+        )
+        .await;
+    assert_eq!(home.status, 200, "{home:#?}");
+    // The same first step for an unknown email (a failure, from the same address).
+    h.invoke(
+        functions::login(),
+        from(
+            login_event("nobody@example.com", "correct horse battery"),
+            HOME,
+        ),
+    )
+    .await
+    .assert_error(401, "invalid_credentials");
+
+    // A distributed attack: ten addresses, five guesses each, for both emails, interleaved.
+    // Each email has one attempt counted already, so the 50th guess meets the ceiling.
+    let mut statuses = Vec::new();
+    for address in 0..10 {
+        for guess in 0..5 {
+            let ip = format!("198.51.100.{}", 10 + address);
+            let password = format!("guess {address} {guess}");
+            let known = h
+                .invoke(
+                    functions::login(),
+                    from(login_event("ada@example.com", &password), &ip),
+                )
+                .await;
+            let unknown = h
+                .invoke(
+                    functions::login(),
+                    from(login_event("nobody@example.com", &password), &ip),
+                )
+                .await;
+            assert_eq!(visible(&known), visible(&unknown), "{ip} guess {guess}");
+            statuses.push(known.status);
+        }
+    }
+    assert_eq!(&statuses[..49], &[401; 49][..], "{statuses:?}");
+    assert_eq!(statuses[49], 429, "the ceiling: {statuses:?}");
+
+    // Any new address is now refused for that email (known or not, alike)...
+    let new_address = |email: &str| from(login_event(email, "correct horse battery"), "192.0.2.99");
+    let known = h
+        .invoke(functions::login(), new_address("ada@example.com"))
+        .await;
+    let unknown = h
+        .invoke(functions::login(), new_address("nobody@example.com"))
+        .await;
+    known.assert_error(429, "too_many_attempts");
+    assert_eq!(visible(&known), visible(&unknown));
+    // ...while the owner, from home, still signs in.
+    let again = h
+        .invoke(
+            functions::login(),
+            from(
+                login_event("ada@example.com", "correct horse battery"),
+                HOME,
+            ),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{again:#?}");
+    let trust = h.items_with_prefix("LOGIN#pair#").await;
+    let marks: Vec<&Item> = trust
+        .iter()
+        .filter(|i| string(i, "sk") == Some("TRUSTED"))
+        .collect();
+    assert_eq!(marks.len(), 1, "one trusted pair: {trust:#?}");
+    let until = number(marks[0], "expires_at");
+    assert!((now_secs() + 29 * 86_400..=now_secs() + 30 * 86_400).contains(&until));
+}
+
+#[tokio::test]
+async fn a_success_below_the_limit_resets_the_pairs_counter() {
+    let h = Harness::new().await;
+    sign_up(&h, "ada@example.com", "correct horse battery").await;
+    let wrong = || from(login_event("ada@example.com", "wrong horse battery"), HOME);
+    let right = || {
+        from(
+            login_event("ada@example.com", "correct horse battery"),
+            HOME,
+        )
+    };
     for _ in 0..4 {
         h.invoke(functions::login(), wrong())
             .await
             .assert_error(401, "invalid_credentials");
     }
-    assert_eq!(h.items_with_prefix("LOGINFAIL#").await.len(), 1);
-    let ok = h.invoke(functions::login(), event("login", "ok")).await;
+    let pair_counters = || async {
+        h.items_with_prefix("LOGIN#pair#")
+            .await
+            .into_iter()
+            .filter(|i| string(i, "sk").is_some_and(|sk| sk.starts_with("WINDOW#")))
+            .count()
+    };
+    assert_eq!(pair_counters().await, 1);
+    let ok = h.invoke(functions::login(), right()).await;
     assert_eq!(ok.status, 200, "{ok:#?}");
-    assert!(
-        h.items_with_prefix("LOGINFAIL#").await.is_empty(),
-        "a success deletes the counter"
+    assert_eq!(
+        pair_counters().await,
+        0,
+        "a success deletes the pair's counter"
     );
-    // A fresh count: five more failures are answered 401, the sixth attempt is throttled.
+    // A fresh count: five more failures are answered 401, the sixth attempt is refused.
     for _ in 0..5 {
         h.invoke(functions::login(), wrong())
             .await
@@ -167,6 +328,83 @@ async fn a_success_below_the_limit_resets_the_counter() {
     h.invoke(functions::login(), wrong())
         .await
         .assert_error(429, "too_many_attempts");
+}
+
+#[tokio::test]
+async fn password_spraying_from_one_address_is_refused_and_reported_without_emails() {
+    let h = Harness::new().await;
+    for n in 0..3 {
+        sign_up(&h, &format!("user{n}@example.com"), "correct horse battery").await;
+    }
+    let login = FunctionProcess::start(
+        function_binary("login"),
+        "login",
+        &[("TABLE_NAME", h.table.as_str())],
+    )
+    .await;
+    let spray = |n: usize, ip: &str| {
+        with_request_id(
+            from(
+                login_event(&format!("user{n}@example.com"), "Summer2026!"),
+                ip,
+            ),
+            &format!("spray-{n}"),
+        )
+    };
+    // One common password against twenty accounts (three real), one try each: every try is a
+    // 401, far below any per-account limit...
+    for n in 0..20 {
+        let invoked = login.api.invoke(spray(n, ATTACKER)).await;
+        assert_eq!(invoked.status(), 401, "try {n}: {invoked:#?}");
+    }
+    // ...and then the address is refused for every email, known or not.
+    for n in [0, 1, 20, 21] {
+        let invoked = login.api.invoke(spray(n, ATTACKER)).await;
+        assert_eq!(
+            invoked.status(),
+            429,
+            "after the threshold, {n}: {invoked:#?}"
+        );
+    }
+    // Another address is not affected.
+    let elsewhere = login.api.invoke(spray(22, HOME)).await;
+    assert_eq!(elsewhere.status(), 401, "{elsewhere:#?}");
+
+    let lines = login.wait_for_emf_documents(25).await;
+    let warnings: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["level"] == "WARN")
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one WARN when the threshold is met: {lines:#?}"
+    );
+    let warning = &warnings[0];
+    assert!(
+        warning["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("password spraying")),
+        "{warning:#}"
+    );
+    assert_eq!(warning["source_ip"], ATTACKER);
+    assert_eq!(warning["failures"], 20);
+    let text = warning.to_string();
+    assert!(
+        !text.contains("example.com") && !text.contains("u***"),
+        "no emails: {text}"
+    );
+    let failures: f64 = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|d| d.get("_aws").is_some())
+        .filter_map(|d| d["LoginFailures"].as_f64())
+        .sum();
+    assert_eq!(
+        failures, 21.0,
+        "LoginFailures counts every 401, none of the 429s"
+    );
 }
 
 async fn timed(h: &Harness, sample: Value) -> (Reply, Duration) {
@@ -188,8 +426,16 @@ async fn timing_an_unknown_email_and_a_wrong_password_take_the_same_time() {
     let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
     // Try 0 warms both paths up and is not measured.
     for n in 0..=TRIES {
-        let known_event = login_event(&format!("user{n}@example.com"), "wrong horse battery");
-        let unknown_event = login_event(&format!("ghost{n}@example.com"), "wrong horse battery");
+        // One address per try too, so no address nears the spraying threshold.
+        let ip = format!("192.0.2.{}", 100 + n);
+        let known_event = from(
+            login_event(&format!("user{n}@example.com"), "wrong horse battery"),
+            &ip,
+        );
+        let unknown_event = from(
+            login_event(&format!("ghost{n}@example.com"), "wrong horse battery"),
+            &ip,
+        );
         // Alternate which goes first, so neither pays for going first.
         let ((known, known_time), (unknown, unknown_time)) = if n % 2 == 0 {
             let known = timed(&h, known_event).await;
@@ -264,7 +510,7 @@ async fn hostile_ids_never_reach_another_item() {
         ("a key prefix", "EMAIL#ada@example.com", 404),
         ("a user key", &user_key, 404),
         ("a session key prefix", "SESSION#", 404),
-        ("a counter key prefix", "LOGINFAIL#", 404),
+        ("a counter key prefix", "LOGIN#", 404),
         ("traversal", &traversal, 404),
         ("traversal after an id", &traversal_after, 404),
         ("a query in the id", &query, 404),
