@@ -10,7 +10,8 @@
 //! | `DYNAMODB_*`, `DEADLINE_MARGIN_MS` | [`Config::retry`] ([`crate::store::retry`]) | the policy's |
 //! | `CORS_ALLOW_ORIGINS` | [`Config::cors`] ([`crate::cors`]) | none allowed |
 //! | `LOG_FORMAT`, `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_RUNTIME_API`, `CARGO_LAMBDA_VERSION` | [`Config::log_format`] | JSON in Lambda, pretty elsewhere |
-//! | `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG` | [`Config::log_filter`] | `info` |
+//! | `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG` (a level) | [`Config::log_levels`]: our crates | `info` |
+//! | `DEPENDENCY_LOG_LEVEL` | [`Config::log_levels`]: every other crate | the level above, at most `info` |
 //! | `SENTRY_DSN`, `SENTRY_CAPTURE_4XX` | [`Config::sentry_dsn`], [`Config::sentry_capture_4xx`] | off, `false` |
 //!
 //! A value that is set but invalid (no table, a bad retry setting, an entry of the CORS list that
@@ -20,7 +21,12 @@
 
 use std::fmt;
 
-use crate::{cors::AllowedOrigins, error::BoxError, store::RetryPolicy, telemetry::LogFormat};
+use crate::{
+    cors::AllowedOrigins,
+    error::BoxError,
+    store::RetryPolicy,
+    telemetry::{LogFormat, LogLevels},
+};
 
 /// The `Service` dimension and the service name in logs when `SERVICE_NAME` is not set
 /// (template.yaml's `ServiceName` default).
@@ -48,8 +54,8 @@ pub struct Config {
     pub cors: AllowedOrigins,
     /// How log lines are written.
     pub log_format: LogFormat,
-    /// The log filter directive (`info`, `debug`, `shared=trace`).
-    pub log_filter: String,
+    /// The log levels: ours, and the dependencies' (never below `info` unless asked).
+    pub log_levels: LogLevels,
     /// Where Sentry events go; `None`: Sentry is off.
     pub sentry_dsn: Option<String>,
     /// Also send 4xx answers to Sentry.
@@ -121,13 +127,7 @@ impl Config {
             retry,
             cors,
             log_format: LogFormat::from_lookup(var),
-            log_filter: var("AWS_LAMBDA_LOG_LEVEL")
-                .map(|level| match level.to_ascii_lowercase().as_str() {
-                    "fatal" => "error".to_owned(),
-                    other => other.to_owned(),
-                })
-                .or_else(|| var("RUST_LOG"))
-                .unwrap_or_else(|| "info".to_owned()),
+            log_levels: LogLevels::from_lookup(var),
             sentry_dsn: var("SENTRY_DSN").map(|dsn| dsn.trim().to_owned()),
             sentry_capture_4xx: var("SENTRY_CAPTURE_4XX")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
@@ -155,7 +155,7 @@ impl fmt::Debug for Config {
             .field("retry", &self.retry)
             .field("cors", &self.cors)
             .field("log_format", &self.log_format)
-            .field("log_filter", &self.log_filter)
+            .field("log_levels", &self.log_levels)
             .field("sentry", &self.sentry_dsn.as_ref().map(|_| "on"))
             .field("sentry_capture_4xx", &self.sentry_capture_4xx)
             .finish()
@@ -186,7 +186,11 @@ mod tests {
         assert_eq!(config.stage, "local");
         assert_eq!(config.service, DEFAULT_SERVICE);
         assert_eq!(config.metrics_namespace, DEFAULT_NAMESPACE);
-        assert_eq!(config.log_filter, "info");
+        assert_eq!(config.log_levels, LogLevels::default());
+        assert_eq!(
+            config.log_levels.directive("login"),
+            "info,shared=info,login=info"
+        );
         assert!(config.cors.is_empty() && config.sentry_dsn.is_none());
     }
 
@@ -211,13 +215,50 @@ mod tests {
     }
 
     #[test]
+    fn trace_and_debug_reach_our_crates_only_unless_dependencies_are_asked_for() {
+        for level in ["TRACE", "trace", "Debug"] {
+            let (config, _) = load(&[("AWS_LAMBDA_LOG_LEVEL", level)]);
+            let ours = level.to_ascii_lowercase();
+            assert_eq!(
+                config.log_levels.directive("create_user"),
+                format!("info,shared={ours},create_user={ours}"),
+                "{level}"
+            );
+        }
+        let (config, _) = load(&[("RUST_LOG", "debug")]);
+        assert_eq!(
+            config.log_levels.directive("login"),
+            "info,shared=debug,login=debug"
+        );
+        let (config, _) = load(&[("AWS_LAMBDA_LOG_LEVEL", "WARN")]);
+        assert_eq!(
+            config.log_levels.directive("login"),
+            "warn,shared=warn,login=warn"
+        );
+        let (config, _) = load(&[
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+            ("DEPENDENCY_LOG_LEVEL", "debug"),
+        ]);
+        assert_eq!(
+            config.log_levels.directive("login"),
+            "debug,shared=trace,login=trace"
+        );
+        // Not a level (a directive that would open every crate): the default.
+        let (config, _) = load(&[("RUST_LOG", "trace,aws_smithy_runtime=trace")]);
+        assert_eq!(config.log_levels, LogLevels::default());
+    }
+
+    #[test]
     fn lambda_log_levels_and_the_dsn() {
         let (config, _) = load(&[
             ("AWS_LAMBDA_LOG_LEVEL", "FATAL"),
             ("RUST_LOG", "debug"),
             ("SENTRY_DSN", " https://key@sentry.example.com/1 "),
         ]);
-        assert_eq!(config.log_filter, "error");
+        assert_eq!(
+            config.log_levels.directive("login"),
+            "error,shared=error,login=error"
+        );
         assert_eq!(
             config.sentry_dsn.as_deref(),
             Some("https://key@sentry.example.com/1")

@@ -66,7 +66,7 @@ pub async fn run<H: Handler>(
     handler: H,
 ) -> Result<(), BoxError> {
     let (config, invalid) = Config::from_env();
-    let _sentry = telemetry::init(&config);
+    let _sentry = telemetry::init(&config, function);
     let origins = config.cors.clone();
     let app: Started = match invalid {
         Some(err) => {

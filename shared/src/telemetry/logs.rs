@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use tracing::{
     Event, Subscriber,
     field::{Field, Visit},
+    level_filters::LevelFilter,
     span::{Attributes, Id, Record},
 };
 use tracing_subscriber::{
@@ -54,10 +55,77 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber with the filter `directive` (`info` if it does not parse); a
-/// second call does nothing.
-pub fn init(format: LogFormat, directive: &str) {
-    let filter = EnvFilter::try_new(directive).unwrap_or_else(|_| EnvFilter::new("info"));
+/// The crates whose lines follow [`LogLevels::ours`]: the shared crate, and the function's own
+/// crate (its name is the function's name), added by [`LogLevels::directive`].
+pub const OUR_CRATES: &[&str] = &["shared"];
+
+/// How much is logged: the configured level applies to this project's crates only.
+///
+/// Dependencies stay at `info` or less even at `TRACE`, because below it they print what must never
+/// reach a log: lambda_runtime logs every raw event (password, bearer token, API key, email) and
+/// the AWS SDK logs request and response bodies (emails, password hashes). Someone who needs their
+/// detail while debugging asks for it separately, knowing what it prints:
+/// `DEPENDENCY_LOG_LEVEL=debug`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLevels {
+    /// The level of our crates: `AWS_LAMBDA_LOG_LEVEL` (template.yaml's `LogLevel`), then
+    /// `RUST_LOG`, as a level; `info` when neither is a level.
+    pub ours: LevelFilter,
+    /// The level of everything else: `DEPENDENCY_LOG_LEVEL`, else [`LogLevels::ours`] but never
+    /// below `info`.
+    pub dependencies: LevelFilter,
+}
+
+impl LogLevels {
+    /// Reads the levels through `lookup` ([`crate::config`]).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let level = |name: &str| lookup(name).and_then(|v| parse_level(&v));
+        let ours = level("AWS_LAMBDA_LOG_LEVEL")
+            .or_else(|| level("RUST_LOG"))
+            .unwrap_or(LevelFilter::INFO);
+        let dependencies =
+            level("DEPENDENCY_LOG_LEVEL").unwrap_or_else(|| ours.min(LevelFilter::INFO));
+        Self { ours, dependencies }
+    }
+
+    /// The filter directive for the function `function` (also its crate's name).
+    pub fn directive(&self, function: &str) -> String {
+        let mut directive = self.dependencies.to_string().to_ascii_lowercase();
+        let ours = self.ours.to_string().to_ascii_lowercase();
+        for target in OUR_CRATES.iter().copied().chain([function]) {
+            directive.push_str(&format!(",{target}={ours}"));
+        }
+        directive
+    }
+}
+
+impl Default for LogLevels {
+    fn default() -> Self {
+        Self {
+            ours: LevelFilter::INFO,
+            dependencies: LevelFilter::INFO,
+        }
+    }
+}
+
+/// A level name as Lambda and `RUST_LOG` spell them, any case; Lambda's `FATAL` is `error`.
+fn parse_level(value: &str) -> Option<LevelFilter> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "trace" => Some(LevelFilter::TRACE),
+        "debug" => Some(LevelFilter::DEBUG),
+        "info" => Some(LevelFilter::INFO),
+        "warn" | "warning" => Some(LevelFilter::WARN),
+        "error" | "fatal" => Some(LevelFilter::ERROR),
+        "off" => Some(LevelFilter::OFF),
+        _ => None,
+    }
+}
+
+/// Installs the global subscriber with `levels` for the function `function`; a second call does
+/// nothing.
+pub fn init(format: LogFormat, levels: LogLevels, function: &str) {
+    let filter =
+        EnvFilter::try_new(levels.directive(function)).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = match format {
         LogFormat::Json => tracing_subscriber::registry()
             .with(filter)

@@ -29,7 +29,7 @@ use std::{
 use lambda_runtime::LambdaInvocation;
 use serde_json::{Map, Value};
 
-pub use logs::LogFormat;
+pub use logs::{LogFormat, LogLevels};
 
 use crate::{config::Config, error::BoxError, metric, request::Route};
 
@@ -43,9 +43,10 @@ tokio::task_local! {
 static COLD: AtomicBool = AtomicBool::new(true);
 
 /// Sets up logs, the EMF labels, the metrics recorder, the panic hook and Sentry, as `config`
-/// says. Returns the Sentry guard, to keep for the life of the process.
-pub fn init(config: &Config) -> Option<sentry::ClientInitGuard> {
-    logs::init(config.log_format, &config.log_filter);
+/// says, for the function `function`. Returns the Sentry guard, to keep for the life of the
+/// process.
+pub fn init(config: &Config, function: &str) -> Option<sentry::ClientInitGuard> {
+    logs::init(config.log_format, config.log_levels, function);
     emf::EmfConfig::set(config);
     install_process_hooks();
     reporting::init(config)

@@ -978,3 +978,89 @@ async fn canary_secrets_never_leave_through_logs_metrics_sentry_or_responses() {
         process.stop().await;
     }
 }
+
+#[tokio::test]
+async fn at_trace_no_secret_reaches_the_output_while_our_own_lines_do() {
+    const PASSWORD: &str = "Trace-Canary-Passw0rd-71c3";
+    const API_KEY: &str = "TraceCanaryApiKey0123456789abcdefABCDEF";
+    const EMAIL: &str = "trace.canary@example.com";
+    let h = Harness::new().await;
+    // As template.yaml's LogLevel parameter sets it.
+    let env = [
+        ("TABLE_NAME", h.table.as_str()),
+        ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+        ("LOG_FORMAT", "json"),
+    ];
+    let create = FunctionProcess::start(function_binary("create_user"), "create_user", &env).await;
+    let login = FunctionProcess::start(function_binary("login"), "login", &env).await;
+    let get_user = FunctionProcess::start(function_binary("get_user"), "get_user", &env).await;
+    // Every request carries the API key, as API Gateway passes it on.
+    let keyed = |mut sample: Value| {
+        sample["requestContext"]["identity"]["apiKey"] = Value::from(API_KEY);
+        with_header(sample, "x-api-key", API_KEY)
+    };
+    let created = create
+        .api
+        .invoke(keyed(with_body(
+            event("create_user", "ok"),
+            json!({"email": EMAIL, "name": "Trace", "password": PASSWORD}).to_string(),
+        )))
+        .await;
+    assert_eq!(created.status(), 201, "{created:#?}");
+    let id = serde_json::from_str::<Value>(created.body["body"].as_str().expect("a body"))
+        .expect("JSON")["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let wrong = login
+        .api
+        .invoke(keyed(login_event(EMAIL, "Trace-Wr0ng-Passw0rd")))
+        .await;
+    assert_eq!(wrong.status(), 401, "{wrong:#?}");
+    let logged_in = login.api.invoke(keyed(login_event(EMAIL, PASSWORD))).await;
+    assert_eq!(logged_in.status(), 200, "{logged_in:#?}");
+    let token = serde_json::from_str::<Value>(logged_in.body["body"].as_str().expect("a body"))
+        .expect("JSON")["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let profile = get_user
+        .api
+        .invoke(keyed(with_user_id(
+            with_authorization(event("get_user", "ok"), &format!("Bearer {token}")),
+            &id,
+        )))
+        .await;
+    assert_eq!(profile.status(), 200, "{profile:#?}");
+    let user = h
+        .items_with_prefix("USER#")
+        .await
+        .pop()
+        .expect("the user item");
+    let hash = string(&user, "password_hash").expect("a hash").to_owned();
+
+    let mut output = Vec::new();
+    for (process, documents) in [(&create, 1), (&login, 2), (&get_user, 1)] {
+        output.extend(process.wait_for_emf_documents(documents).await);
+        output.extend(process.stderr());
+    }
+    let text = output.join("\n");
+    // The level reached our own crates: their debug lines are there.
+    assert!(
+        output.iter().any(|l| l.contains("invocation started")),
+        "TRACE shows the functions' own debug lines: {text}"
+    );
+    for (what, canary) in [
+        ("the password", PASSWORD),
+        ("the API key", API_KEY),
+        ("the bearer token", token.as_str()),
+        ("the raw email", EMAIL),
+        ("the password hash", hash.as_str()),
+        (
+            "the hash's salt and digest",
+            hash.rsplit('$').next().unwrap_or(&hash),
+        ),
+    ] {
+        assert!(!text.contains(canary), "{what} reached the output at TRACE");
+    }
+}
