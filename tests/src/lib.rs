@@ -710,3 +710,22 @@ pub fn visible(reply: &Reply) -> (u16, Value, Vec<(String, String)>) {
         .collect();
     (reply.status, body, headers)
 }
+
+/// What Lambda keeps of `lines` (a function's stdout) when its application log level is `level`,
+/// by its documented rule: a JSON line's `level` decides, and a line whose `level` is missing or
+/// not a level name (an EMF document, say) counts as INFO.
+pub fn lambda_keeps(lines: &[String], level: &str) -> Vec<String> {
+    const ORDER: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let rank = |name: &str| ORDER.iter().position(|l| l.eq_ignore_ascii_case(name));
+    let threshold = rank(level).unwrap_or_else(|| panic!("{level} is not a Lambda log level"));
+    lines
+        .iter()
+        .filter(|line| {
+            let own = serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v.get("level").and_then(Value::as_str).and_then(rank));
+            own.unwrap_or(2) >= threshold
+        })
+        .cloned()
+        .collect()
+}

@@ -61,6 +61,11 @@ pub const OUR_CRATES: &[&str] = &["shared"];
 
 /// How much is logged: the configured level applies to this project's crates only.
 ///
+/// The level is ours to apply, not Lambda's: Lambda's own filter (`ApplicationLogLevel`) counts a
+/// JSON line without a `level` as INFO, so at WARN it would drop every EMF document and the
+/// metrics with it. template.yaml therefore keeps Lambda's level at INFO or more verbose and
+/// passes the chosen `LogLevel` as `LOG_LEVEL`, which this filter applies to log lines only.
+///
 /// Dependencies stay at `info` or less even at `TRACE`, because below it they print what must never
 /// reach a log: lambda_runtime logs every raw event (password, bearer token, API key, email) and
 /// the AWS SDK logs request and response bodies (emails, password hashes). Someone who needs their
@@ -68,8 +73,9 @@ pub const OUR_CRATES: &[&str] = &["shared"];
 /// `DEPENDENCY_LOG_LEVEL=debug`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogLevels {
-    /// The level of our crates: `AWS_LAMBDA_LOG_LEVEL` (template.yaml's `LogLevel`), then
-    /// `RUST_LOG`, as a level; `info` when neither is a level.
+    /// The level of our crates: `LOG_LEVEL` (template.yaml's `LogLevel`), then
+    /// `AWS_LAMBDA_LOG_LEVEL` (Lambda's application log level), then `RUST_LOG`, as a level;
+    /// `info` when none is a level.
     pub ours: LevelFilter,
     /// The level of everything else: `DEPENDENCY_LOG_LEVEL`, else [`LogLevels::ours`] but never
     /// below `info`.
@@ -80,7 +86,8 @@ impl LogLevels {
     /// Reads the levels through `lookup` ([`crate::config`]).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let level = |name: &str| lookup(name).and_then(|v| parse_level(&v));
-        let ours = level("AWS_LAMBDA_LOG_LEVEL")
+        let ours = level("LOG_LEVEL")
+            .or_else(|| level("AWS_LAMBDA_LOG_LEVEL"))
             .or_else(|| level("RUST_LOG"))
             .unwrap_or(LevelFilter::INFO);
         let dependencies =

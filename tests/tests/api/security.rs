@@ -988,6 +988,7 @@ async fn at_trace_no_secret_reaches_the_output_while_our_own_lines_do() {
     // As template.yaml's LogLevel parameter sets it.
     let env = [
         ("TABLE_NAME", h.table.as_str()),
+        ("LOG_LEVEL", "TRACE"),
         ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
         ("LOG_FORMAT", "json"),
     ];

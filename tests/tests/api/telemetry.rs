@@ -507,3 +507,73 @@ async fn timing_an_unreachable_sentry_does_not_slow_responses() {
     without.stop().await;
     with.stop().await;
 }
+
+#[tokio::test]
+async fn at_log_level_warn_every_emf_document_survives_lambdas_filter() {
+    let h = Harness::new().await;
+    // Exactly what the template gives the functions for LogLevel=WARN.
+    let settings = crate::template::log_settings_for("WARN");
+    let lambda_level = settings
+        .iter()
+        .find(|(name, _)| name == "AWS_LAMBDA_LOG_LEVEL")
+        .map(|(_, v)| v.clone())
+        .expect("Lambda's level");
+    let closed = closed_endpoint();
+    let mut env: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.push(("TABLE_NAME", &h.table));
+    let healthy = FunctionProcess::start(function_binary("create_user"), "create_user", &env).await;
+    let mut broken_env = env.clone();
+    broken_env.extend([
+        ("AWS_ENDPOINT_URL_DYNAMODB", closed.as_str()),
+        ("DYNAMODB_MAX_ATTEMPTS", "1"),
+    ]);
+    let broken =
+        FunctionProcess::start(function_binary("create_user"), "create_user", &broken_env).await;
+    for (case, status) in [
+        ("ok", 201),
+        ("invalid_fields", 422),
+        ("duplicate_email", 409),
+    ] {
+        let invoked = healthy.api.invoke(event("create_user", case)).await;
+        assert_eq!(invoked.status(), status, "{case}: {invoked:#?}");
+    }
+    let failed = broken.api.invoke(event("create_user", "ok")).await;
+    assert_eq!(failed.status(), 503, "{failed:#?}");
+
+    let mut stdout = healthy.wait_for_emf_documents(3).await;
+    stdout.extend(broken.wait_for_emf_documents(1).await);
+    let kept = api_tests::lambda_keeps(&stdout, &lambda_level);
+    let (logs, documents) = split_stdout(&kept);
+    assert_eq!(
+        documents.len(),
+        4,
+        "every invocation's metrics reach CloudWatch: {kept:#?}"
+    );
+    for doc in &documents {
+        assert_valid_emf(doc);
+        assert_eq!(doc["Requests"], 1.0);
+    }
+    assert!(
+        documents.iter().any(|d| d["Errors5xx"] == 1.0),
+        "the 503 is counted"
+    );
+    // WARN is applied by the functions themselves: no INFO line was written at all, and the
+    // 5xx's error line was written and kept.
+    let (all_logs, _) = split_stdout(&stdout);
+    assert!(
+        all_logs
+            .iter()
+            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
+        "only WARN and ERROR lines at LogLevel=WARN: {all_logs:#?}"
+    );
+    assert!(
+        logs.iter().any(|l| l["level"] == "ERROR"),
+        "the 5xx is logged: {logs:#?}"
+    );
+    // Why the template does this: had Lambda itself filtered at WARN, no document would be left.
+    let (_, dropped) = split_stdout(&api_tests::lambda_keeps(&stdout, "WARN"));
+    assert!(dropped.is_empty(), "Lambda's rule counts EMF as INFO");
+}

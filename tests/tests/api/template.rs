@@ -1110,3 +1110,94 @@ fn the_dev_gateway_answers_preflights_as_the_template_does() {
         );
     }
 }
+
+/// Evaluates `value` from the template for the parameters `parameters` (others at their
+/// defaults): scalars, `!Ref` of a parameter, `!If`, `!Equals`, `!Or`, `!And`, `!Not` and
+/// conditions by name. Enough for the settings a test runs a function with.
+fn evaluate(value: &Value, parameters: &BTreeMap<&str, &str>) -> String {
+    let condition = |name: &str| evaluate(&template()["Conditions"][name], parameters) == "true";
+    let items = |v: &Value| -> Vec<String> {
+        v.as_sequence()
+            .expect("a list")
+            .iter()
+            .map(|item| evaluate(item, parameters))
+            .collect()
+    };
+    match intrinsic(value) {
+        None => text(value),
+        Some((tag, target)) => match tag.as_str() {
+            "Ref" => {
+                let name = target.as_str().expect("a name");
+                parameters
+                    .get(name)
+                    .map_or_else(|| parameter_default(name), |v| (*v).to_owned())
+            }
+            "Condition" => condition(target.as_str().expect("a name")).to_string(),
+            "If" => {
+                let args = target.as_sequence().expect("!If takes a list");
+                let name = args[0].as_str().expect("a condition name");
+                evaluate(&args[if condition(name) { 1 } else { 2 }], parameters)
+            }
+            "Equals" => {
+                let args = items(target);
+                (args[0] == args[1]).to_string()
+            }
+            "Or" => items(target).iter().any(|v| v == "true").to_string(),
+            "And" => items(target).iter().all(|v| v == "true").to_string(),
+            "Not" => (items(target)[0] != "true").to_string(),
+            other => panic!("evaluate: !{other} is not supported"),
+        },
+    }
+}
+
+/// The log settings Lambda and the template give every function for `LogLevel=level`: the
+/// functions' environment (`LOG_LEVEL`, ...) plus the variables Lambda derives from
+/// `LoggingConfig` (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT`).
+pub(crate) fn log_settings_for(level: &str) -> Vec<(String, String)> {
+    let parameters = BTreeMap::from([("LogLevel", level)]);
+    let globals = &template()["Globals"]["Function"];
+    let logging = &globals["LoggingConfig"];
+    let mut settings = vec![
+        (
+            "AWS_LAMBDA_LOG_LEVEL".to_owned(),
+            evaluate(&logging["ApplicationLogLevel"], &parameters),
+        ),
+        (
+            "AWS_LAMBDA_LOG_FORMAT".to_owned(),
+            evaluate(&logging["LogFormat"], &parameters),
+        ),
+    ];
+    if let Some(variables) = globals["Environment"]["Variables"].as_mapping() {
+        for (name, value) in variables {
+            let name = name.as_str().expect("a variable name");
+            if name.starts_with("LOG") {
+                settings.push((name.to_owned(), evaluate(value, &parameters)));
+            }
+        }
+    }
+    settings
+}
+
+#[test]
+fn lambdas_own_log_filter_never_drops_a_line_without_a_level() {
+    for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] {
+        let settings: BTreeMap<String, String> = log_settings_for(level).into_iter().collect();
+        let lambda = settings["AWS_LAMBDA_LOG_LEVEL"].as_str();
+        assert!(
+            ["TRACE", "DEBUG", "INFO"].contains(&lambda),
+            "LogLevel={level}: Lambda's level {lambda} would drop the EMF documents (no level = INFO)"
+        );
+        if level != "WARN" && level != "ERROR" {
+            assert_eq!(
+                lambda, level,
+                "Lambda passes what the functions log at {level}"
+            );
+        }
+        assert_eq!(
+            settings.get("LOG_LEVEL").map(String::as_str),
+            Some(level),
+            "the functions apply LogLevel themselves"
+        );
+        assert_eq!(settings["AWS_LAMBDA_LOG_FORMAT"], "JSON");
+    }
+}
