@@ -8,6 +8,7 @@
 //! | `SERVICE_NAME` | [`Config::service`] | `users-api` |
 //! | `METRICS_NAMESPACE` | [`Config::metrics_namespace`] | `UsersApi` |
 //! | `DYNAMODB_*`, `DEADLINE_MARGIN_MS` | [`Config::retry`] ([`crate::store::retry`]) | the policy's |
+//! | `BASE_PATH` | [`Config::base_path`]: the path clients reach the API under | empty: the domain's root |
 //! | `CORS_ALLOW_ORIGINS` | [`Config::cors`] ([`crate::cors`]) | none allowed |
 //! | `LOG_FORMAT`, `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_RUNTIME_API`, `CARGO_LAMBDA_VERSION` | [`Config::log_format`] | JSON in Lambda, pretty elsewhere |
 //! | `LOG_LEVEL`, then `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG` (a level) | [`Config::log_levels`]: our crates | `info` |
@@ -48,6 +49,11 @@ pub struct Config {
     pub metrics_namespace: String,
     /// The code's version, from Cargo.
     pub version: &'static str,
+    /// The path prefix clients call the API under, for the URLs we hand out (`Location`): empty
+    /// at a domain's root, `/prod` on API Gateway's own domain, `/v1` behind a custom domain's
+    /// `v1` mapping. Never ends with `/`. Request paths never carry it
+    /// (`AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH`).
+    pub base_path: String,
     /// How DynamoDB calls are retried.
     pub retry: RetryPolicy,
     /// Which browser origins may read the answers.
@@ -114,6 +120,14 @@ impl Config {
             problems.push(err);
             RetryPolicy::default()
         });
+        let base_path = match var("BASE_PATH").map(|v| parse_base_path(&v)) {
+            None => String::new(),
+            Some(Ok(path)) => path,
+            Some(Err(err)) => {
+                problems.push(err.into());
+                String::new()
+            }
+        };
         let (cors, invalid) =
             AllowedOrigins::parse(&var(crate::cors::ALLOW_ORIGINS_ENV).unwrap_or_default());
         problems.extend(invalid.into_iter().map(BoxError::from));
@@ -124,6 +138,7 @@ impl Config {
             metrics_namespace: var("METRICS_NAMESPACE")
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
             version: env!("CARGO_PKG_VERSION"),
+            base_path,
             retry,
             cors,
             log_format: LogFormat::from_lookup(var),
@@ -138,6 +153,27 @@ impl Config {
 }
 
 /// The defaults, with no table: what tests start from.
+/// `BASE_PATH` as stored: `/` and empty are the root (empty), a trailing `/` is dropped; only
+/// unreserved URL characters between the slashes.
+fn parse_base_path(value: &str) -> Result<String, String> {
+    let path = value.trim().trim_end_matches('/');
+    let valid = path.is_empty()
+        || (path.starts_with('/')
+            && path[1..].split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            }));
+    if valid {
+        Ok(path.to_owned())
+    } else {
+        Err(format!(
+            "BASE_PATH {value:?} is not a path like /v1 (letters, digits, -._~ between slashes)"
+        ))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self::from_lookup(|_| None).0
@@ -152,6 +188,7 @@ impl fmt::Debug for Config {
             .field("service", &self.service)
             .field("metrics_namespace", &self.metrics_namespace)
             .field("version", &self.version)
+            .field("base_path", &self.base_path)
             .field("retry", &self.retry)
             .field("cors", &self.cors)
             .field("log_format", &self.log_format)
@@ -246,6 +283,28 @@ mod tests {
         // Not a level (a directive that would open every crate): the default.
         let (config, _) = load(&[("RUST_LOG", "trace,aws_smithy_runtime=trace")]);
         assert_eq!(config.log_levels, LogLevels::default());
+    }
+
+    #[test]
+    fn base_paths_are_normalised_and_checked() {
+        for (value, expected) in [
+            ("/prod", "/prod"),
+            ("/v1/", "/v1"),
+            ("/", ""),
+            ("/a/b-c.d", "/a/b-c.d"),
+        ] {
+            let (config, error) = load(&[("TABLE_NAME", "t"), ("BASE_PATH", value)]);
+            assert!(error.is_none(), "{value}: {error:?}");
+            assert_eq!(config.base_path, expected, "{value}");
+        }
+        for bad in ["v1", "/v1//x", "/v 1", "/v1?x=1", "https://api.example.com"] {
+            let (config, error) = load(&[("TABLE_NAME", "t"), ("BASE_PATH", bad)]);
+            assert!(
+                error.is_some_and(|e| e.to_string().contains("BASE_PATH")),
+                "{bad}"
+            );
+            assert_eq!(config.base_path, "");
+        }
     }
 
     #[test]

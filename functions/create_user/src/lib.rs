@@ -43,7 +43,9 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     tracing::info!(user_id = %user.id, email = ?user.email, "user created");
 
     let mut response = response::json(StatusCode::CREATED, &user.view());
-    let location = format!("{}/{}", req.path().trim_end_matches('/'), user.id);
+    // Built from the base path clients call, not the request's path: behind a custom domain the
+    // stage is not in the URL.
+    let location = format!("{}/users/{}", app.config.base_path, user.id);
     if let Ok(value) = location.parse() {
         response.headers_mut().insert("location", value);
     }

@@ -1,6 +1,10 @@
 //! `POST /users`.
 
-use api_tests::{Harness, event, functions, same_email_sign_ups, string};
+use api_tests::{
+    Harness, event, functions,
+    runtime_api::{FunctionProcess, function_binary},
+    same_email_sign_ups, string, wire_headers,
+};
 
 #[tokio::test]
 async fn creates_the_user_and_its_email_item_in_one_go() {
@@ -22,8 +26,8 @@ async fn creates_the_user_and_its_email_item_in_one_go() {
     assert_eq!(keys.len(), 4, "only id, email, name, created_at: {keys:?}");
     assert_eq!(
         reply.header("location"),
-        Some(format!("/dev/users/{id}").as_str()),
-        "Location is the new user's URL under the stage the client called"
+        Some(format!("/users/{id}").as_str()),
+        "Location is the new user's URL under the base path (none here), never the request's stage"
     );
 
     let users = h.items_with_prefix("USER#").await;
@@ -84,4 +88,47 @@ async fn fifty_concurrent_creates_with_one_email_make_exactly_one_user() {
         string(&users[0], "pk"),
         "the email item points at the one user"
     );
+}
+
+/// The `Location` a deployed function hands out, with the environment template.yaml gives it for
+/// `parameters`.
+async fn deployed_location(h: &Harness, parameters: &[(&str, &str)]) -> String {
+    let env: Vec<(String, String)> = ["AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "BASE_PATH"]
+        .into_iter()
+        .map(|name| {
+            (
+                name.to_owned(),
+                crate::template::global_env(name, parameters),
+            )
+        })
+        .chain([("TABLE_NAME".to_owned(), h.table.clone())])
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let process = FunctionProcess::start(function_binary("create_user"), "create_user", &env).await;
+    h.clear().await;
+    // The sample event is a REST API event on stage `dev`: its path carries the stage.
+    let invoked = process.api.invoke(event("create_user", "ok")).await;
+    assert_eq!(invoked.status(), 201, "{invoked:#?}");
+    let headers = wire_headers(&invoked.body);
+    let body: serde_json::Value =
+        serde_json::from_str(invoked.body["body"].as_str().expect("a body")).expect("JSON");
+    let id = body["id"].as_str().expect("an id");
+    let location = headers.get("location").expect("a Location").clone();
+    assert!(location.ends_with(&format!("/users/{id}")), "{location}");
+    process.stop().await;
+    location
+}
+
+#[tokio::test]
+async fn location_is_right_on_the_execute_api_url_and_behind_a_custom_domain() {
+    let h = Harness::new().await;
+    let id_free = |location: &str| location.rsplit_once('/').map(|(p, _)| p.to_owned());
+    // API Gateway's own URL (ApiUrl ends in /<Stage>).
+    let default = deployed_location(&h, &[("Stage", "prod")]).await;
+    assert_eq!(id_free(&default).as_deref(), Some("/prod/users"));
+    // A custom domain mapped at its root, then at /v1: no stage in the URL.
+    let root = deployed_location(&h, &[("Stage", "prod"), ("BasePath", "/")]).await;
+    assert_eq!(id_free(&root).as_deref(), Some("/users"));
+    let v1 = deployed_location(&h, &[("Stage", "prod"), ("BasePath", "/v1")]).await;
+    assert_eq!(id_free(&v1).as_deref(), Some("/v1/users"));
 }

@@ -1112,7 +1112,7 @@ fn the_dev_gateway_answers_preflights_as_the_template_does() {
 }
 
 /// Evaluates `value` from the template for the parameters `parameters` (others at their
-/// defaults): scalars, `!Ref` of a parameter, `!If`, `!Equals`, `!Or`, `!And`, `!Not` and
+/// defaults): scalars, `!Ref` of a parameter, `!Sub` of parameters, `!If`, `!Equals`, `!Or`, `!And`, `!Not` and
 /// conditions by name. Enough for the settings a test runs a function with.
 fn evaluate(value: &Value, parameters: &BTreeMap<&str, &str>) -> String {
     let condition = |name: &str| evaluate(&template()["Conditions"][name], parameters) == "true";
@@ -1145,9 +1145,35 @@ fn evaluate(value: &Value, parameters: &BTreeMap<&str, &str>) -> String {
             "Or" => items(target).iter().any(|v| v == "true").to_string(),
             "And" => items(target).iter().all(|v| v == "true").to_string(),
             "Not" => (items(target)[0] != "true").to_string(),
+            "Sub" => {
+                let mut rest = target.as_str().expect("!Sub of a string");
+                let mut out = String::new();
+                while let Some(start) = rest.find("${") {
+                    let end = rest[start..].find('}').expect("a closing brace") + start;
+                    out.push_str(&rest[..start]);
+                    let name = &rest[start + 2..end];
+                    out.push_str(
+                        &parameters
+                            .get(name)
+                            .map_or_else(|| parameter_default(name), |v| (*v).to_owned()),
+                    );
+                    rest = &rest[end + 1..];
+                }
+                out + rest
+            }
             other => panic!("evaluate: !{other} is not supported"),
         },
     }
+}
+
+/// The value template.yaml gives every function for the variable `name` under `parameters`
+/// (others at their defaults).
+pub(crate) fn global_env(name: &str, parameters: &[(&str, &str)]) -> String {
+    let parameters: BTreeMap<&str, &str> = parameters.iter().copied().collect();
+    evaluate(
+        &template()["Globals"]["Function"]["Environment"]["Variables"][name],
+        &parameters,
+    )
 }
 
 /// The log settings Lambda and the template give every function for `LogLevel=level`: the
