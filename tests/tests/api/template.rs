@@ -766,9 +766,15 @@ fn functions_are_built_run_and_limited_as_documented() {
         "SERVICE_NAME",
         "METRICS_NAMESPACE",
         "SENTRY_DSN",
+        "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH",
     ] {
         assert!(!env[name].is_null(), "{name} is set for every function");
     }
+    // Without it lambda_http puts the stage in the path the functions see (and in `Location`).
+    assert_eq!(
+        env["AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"].as_str(),
+        Some("true")
+    );
     assert_eq!(ref_name(&env["SENTRY_DSN"]), Some("SentryDsn"));
     assert_eq!(
         template()["Parameters"]["SentryDsn"]["NoEcho"].as_bool(),
