@@ -52,6 +52,14 @@ const RESPONSE_TYPES: &[&str] = &[
     "WAF_FILTERED",
 ];
 
+/// The headers every response carries, whatever produced it, with their values: what
+/// shared/src/response.rs sets on the functions' answers (the API tests check those on every reply),
+/// and what the README promises of every response.
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+];
+
 /// The request id API Gateway would put in `$context.requestId`.
 const SAMPLE_REQUEST_ID: &str = "c6af9ac6-7b61-11e6-9a41-93e8deadb001";
 
@@ -241,6 +249,13 @@ fn every_gateway_response_renders_to_a_contract_body() {
             Some("context.requestId"),
             "{kind}: x-request-id is API Gateway's request id"
         );
+        for (name, value) in SECURITY_HEADERS {
+            assert_eq!(
+                headers[*name].as_str(),
+                Some(format!("'{value}'").as_str()),
+                "{kind}: {name}: {value}, as on every response"
+            );
+        }
         let templates = response["ResponseTemplates"]
             .as_mapping()
             .unwrap_or_else(|| panic!("{kind}: ResponseTemplates"));
@@ -1023,6 +1038,19 @@ fn every_resource_answers_preflights_and_undeclared_methods_itself() {
             parameters["method.response.header.Content-Type"],
             "'application/json'"
         );
+        for (name, value) in SECURITY_HEADERS {
+            assert_eq!(
+                parameters[format!("method.response.header.{name}")],
+                format!("'{value}'"),
+                "ANY {path}: {name}"
+            );
+            assert!(
+                methods["x-amazon-apigateway-any-method"]["responses"]["405"]["headers"]
+                    .get(*name)
+                    .is_some(),
+                "ANY {path}: the 405 method response declares {name}"
+            );
+        }
         let overridden = overridden_headers(template);
         assert_eq!(
             overridden.get("x-request-id").map(String::as_str),
@@ -1083,6 +1111,25 @@ fn gateway_responses_carry_cors_headers_as_the_origin_list_allows() {
                     .get("gatewayresponse.header.Access-Control-Allow-Credentials")
                     .is_none(),
                 "{kind}: no credentials"
+            );
+            for (name, value) in SECURITY_HEADERS {
+                assert_eq!(
+                    headers[format!("gatewayresponse.header.{name}")],
+                    format!("'{value}'"),
+                    "{kind}: {name} as SAM hands it to API Gateway"
+                );
+            }
+            let body = response["responseTemplates"]["application/json"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{kind}: a JSON template"))
+                .replace("$context.requestId", SAMPLE_REQUEST_ID);
+            let body: Json = serde_json::from_str(&body)
+                .unwrap_or_else(|err| panic!("{kind}: SAM's body is not JSON ({err}): {body}"));
+            assert_valid_error_body(&body);
+            assert_eq!(
+                body["status"].to_string(),
+                response["statusCode"].as_str().unwrap_or_default(),
+                "{kind}: the body's status is the one SAM sends"
             );
         }
         // The functions read the same list (CloudFormation resolves the Ref).
