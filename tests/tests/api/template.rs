@@ -299,6 +299,14 @@ fn every_gateway_response_renders_to_a_contract_body() {
     assert_eq!(status_of("INTEGRATION_TIMEOUT"), "504");
 }
 
+#[test]
+#[should_panic(expected = "not a contract error body")]
+fn the_gateway_body_check_refuses_api_gateways_own_body() {
+    // What API Gateway sends for a response type the template does not map: the check the test
+    // above applies to every gateway response must refuse it.
+    assert_valid_error_body(&serde_json::json!({"message": "Internal server error"}));
+}
+
 /// A metric the dashboard or an alarm reads: namespace, name and dimensions (name → value).
 #[derive(Debug, Clone)]
 struct MetricUse {
