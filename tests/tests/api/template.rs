@@ -567,6 +567,97 @@ fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
     assert!(alarmed("AWS/Lambda", "Errors"), "an alarm on Lambda errors");
 }
 
+/// The properties of the alarm `id`.
+fn alarm(id: &str) -> &'static Value {
+    let resource = resources()
+        .get(id)
+        .unwrap_or_else(|| panic!("template.yaml has no {id}"));
+    assert_eq!(
+        resource["Type"].as_str(),
+        Some("AWS::CloudWatch::Alarm"),
+        "{id} is an alarm"
+    );
+    &resource["Properties"]
+}
+
+/// A metric's dimensions (name → value, as `alarm_value` renders them).
+fn dimensions(metric: &Value) -> BTreeMap<String, String> {
+    metric["Dimensions"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|d| (alarm_value(&d["Name"]), alarm_value(&d["Value"])))
+        .collect()
+}
+
+/// The alarms on the dashboard's alarm widgets, by logical id.
+fn dashboard_alarms() -> BTreeSet<String> {
+    dashboard()["widgets"]
+        .as_array()
+        .expect("widgets")
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| {
+            w["properties"]["alarms"]
+                .as_array()
+                .expect("an alarm widget lists alarms")
+        })
+        .map(|arn| {
+            let arn = arn.as_str().expect("an alarm ARN");
+            arn.strip_prefix("resource-")
+                .and_then(|a| a.strip_suffix(".Arn"))
+                .unwrap_or_else(|| panic!("{arn} is not ${{<alarm>.Arn}}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn every_alarm_is_on_the_dashboard() {
+    let alarms: BTreeSet<String> = resources_of("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| a["Condition"].is_null())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        dashboard_alarms(),
+        alarms,
+        "the dashboard's alarm widget shows every alarm"
+    );
+}
+
+#[test]
+fn failed_logins_have_an_alarm_for_spraying_and_stuffing() {
+    let p = alarm("LoginFailuresAlarm");
+    assert_eq!(alarm_value(&p["Namespace"]), DEFAULT_NAMESPACE);
+    assert_eq!(p["MetricName"].as_str(), Some(metric::LOGIN_FAILURES.name));
+    // Every function that checks a password together, from every client.
+    assert_eq!(
+        dimensions(p),
+        BTreeMap::from([("Service".to_owned(), DEFAULT_SERVICE.to_owned())])
+    );
+    assert_eq!(p["Statistic"].as_str(), Some("Sum"));
+    assert_eq!(p["Period"].as_u64(), Some(300));
+    assert_eq!(p["EvaluationPeriods"].as_u64(), Some(1));
+    assert_eq!(
+        p["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold")
+    );
+    assert_eq!(ref_name(&p["Threshold"]), Some("LoginFailuresThreshold"));
+    assert_eq!(parameter_default("LoginFailuresThreshold"), "50");
+    // login emits 0 or 1 per attempt, so no data means no logins, not a broken pipeline.
+    assert_eq!(p["TreatMissingData"].as_str(), Some("notBreaching"));
+    assert!(
+        dashboard_metrics()
+            .iter()
+            .any(|m| m.namespace == DEFAULT_NAMESPACE
+                && m.name == metric::LOGIN_FAILURES.name
+                && m.dimensions.get("Function").map(String::as_str)
+                    == Some(functions::login().name)),
+        "the dashboard charts login's failures"
+    );
+}
+
 #[test]
 fn every_route_has_its_function_crate_and_sample_events_and_back() {
     let code = code_routes();
