@@ -590,6 +590,40 @@ fn dimensions(metric: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The metrics a metric-math alarm sums: each `MetricStat` query's metric, after asserting that
+/// the alarm watches `SUM(METRICS())` of them, each summed over `period` seconds.
+fn summed_metrics(id: &str, period: u64) -> Vec<&'static Value> {
+    let queries = alarm(id)["Metrics"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{id} is a metric-math alarm"));
+    let watched: Vec<&Value> = queries
+        .iter()
+        .filter(|q| q["ReturnData"].as_bool() == Some(true))
+        .collect();
+    assert_eq!(watched.len(), 1, "{id} watches one expression");
+    assert_eq!(
+        watched[0]["Expression"].as_str(),
+        Some("SUM(METRICS())"),
+        "{id}"
+    );
+    let metrics: Vec<&Value> = queries
+        .iter()
+        .filter(|q| !q["MetricStat"].is_null())
+        .map(|q| {
+            assert_eq!(q["MetricStat"]["Stat"].as_str(), Some("Sum"), "{id}");
+            assert_eq!(q["MetricStat"]["Period"].as_u64(), Some(period), "{id}");
+            &q["MetricStat"]["Metric"]
+        })
+        .collect();
+    // CloudWatch's hard limit for an alarm on metric math.
+    assert!(
+        metrics.len() <= 10,
+        "{id} reads {} metrics; an alarm may read 10: split it",
+        metrics.len()
+    );
+    metrics
+}
+
 /// The alarms on the dashboard's alarm widgets, by logical id.
 fn dashboard_alarms() -> BTreeSet<String> {
     dashboard()["widgets"]
@@ -624,6 +658,184 @@ fn every_alarm_is_on_the_dashboard() {
         alarms,
         "the dashboard's alarm widget shows every alarm"
     );
+}
+
+#[test]
+fn the_alarms_issue_14_names_exist_on_aws_own_metrics() {
+    // Metrics that need no log line, so they hold when Lambda drops the EMF documents (a JSON line
+    // without `level` is INFO, dropped at LogLevel=WARN).
+    let alarmed: BTreeSet<(String, String)> = alarm_metrics()
+        .into_iter()
+        .map(|m| (m.namespace, m.name))
+        .collect();
+    for (namespace, name) in [
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/ApiGateway", "Latency"),
+        ("AWS/DynamoDB", "ThrottledRequests"),
+        ("AWS/DynamoDB", "SystemErrors"),
+    ] {
+        assert!(
+            alarmed.contains(&(namespace.to_owned(), name.to_owned())),
+            "an alarm on {namespace} {name}"
+        );
+    }
+    // API Gateway's for the stage, as clients see it.
+    for id in ["ServerErrorRateAlarm", "LatencyP99Alarm"] {
+        let p = alarm(id);
+        let metrics: Vec<&Value> = if p["Metrics"].is_null() {
+            vec![p]
+        } else {
+            p["Metrics"]
+                .as_sequence()
+                .expect("metrics")
+                .iter()
+                .filter(|q| !q["MetricStat"].is_null())
+                .map(|q| &q["MetricStat"]["Metric"])
+                .collect()
+        };
+        for m in metrics {
+            assert_eq!(alarm_value(&m["Namespace"]), "AWS/ApiGateway", "{id}");
+            assert_eq!(
+                dimensions(m),
+                BTreeMap::from([
+                    ("ApiName".to_owned(), "pseudo-StackName-api".to_owned()),
+                    ("Stage".to_owned(), parameter_default("Stage")),
+                ]),
+                "{id}: the stage of this stack's API"
+            );
+        }
+    }
+    assert_eq!(
+        alarm_value(&resources()["UsersApi"]["Properties"]["Name"]),
+        "pseudo-StackName-api",
+        "the API's name is the ApiName the alarms read"
+    );
+}
+
+#[test]
+fn per_function_alarms_cover_every_function() {
+    // The functions the template deploys (every crate under functions/, by the route test).
+    let functions: BTreeSet<String> = template_functions()
+        .into_iter()
+        .map(|f| format!("resource-{}", f.logical_id))
+        .collect();
+    assert_eq!(functions.len(), code_routes().len());
+    for (id, name) in [
+        ("LambdaErrorsAlarm", "Errors"),
+        ("LambdaThrottlesAlarm", "Throttles"),
+    ] {
+        let mut covered = BTreeSet::new();
+        for m in summed_metrics(id, 300) {
+            assert_eq!(alarm_value(&m["Namespace"]), "AWS/Lambda", "{id}");
+            assert_eq!(alarm_value(&m["MetricName"]), name, "{id}");
+            let function = dimensions(m)
+                .remove("FunctionName")
+                .unwrap_or_else(|| panic!("{id}: a metric per FunctionName"));
+            assert!(covered.insert(function.clone()), "{id}: {function} twice");
+        }
+        assert_eq!(covered, functions, "{id} sums {name} of every function");
+    }
+    // And no alarm reads a Lambda metric for only some of them.
+    for (id, _) in resources_of("AWS::CloudWatch::Alarm") {
+        let read: BTreeSet<String> = alarm_metrics()
+            .into_iter()
+            .filter(|m| m.source == format!("alarm {id}") && m.namespace == "AWS/Lambda")
+            .filter_map(|m| m.dimensions.get("FunctionName").cloned())
+            .collect();
+        assert!(
+            read.is_empty() || read == functions,
+            "{id} reads Lambda metrics of {read:?}, not of every function"
+        );
+    }
+}
+
+/// DynamoDB operations and the name of their call in the Rust SDK's fluent client.
+const DYNAMODB_OPERATIONS: &[(&str, &str)] = &[
+    ("GetItem", "get_item"),
+    ("PutItem", "put_item"),
+    ("UpdateItem", "update_item"),
+    ("DeleteItem", "delete_item"),
+    ("Query", "query"),
+    ("Scan", "scan"),
+    ("BatchGetItem", "batch_get_item"),
+    ("BatchWriteItem", "batch_write_item"),
+    ("TransactGetItems", "transact_get_items"),
+    ("TransactWriteItems", "transact_write_items"),
+    ("ExecuteStatement", "execute_statement"),
+    ("BatchExecuteStatement", "batch_execute_statement"),
+    ("ExecuteTransaction", "execute_transaction"),
+];
+
+/// The DynamoDB operations the code calls: `.get_item()` and the like, in the shared crate and the
+/// functions.
+fn code_dynamodb_operations() -> BTreeSet<String> {
+    fn rust_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("shared/src"), &mut files);
+    rust_files(&root().join("functions"), &mut files);
+    let code: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("a source file"))
+        .collect();
+    let operations: BTreeSet<String> = DYNAMODB_OPERATIONS
+        .iter()
+        .filter(|(_, call)| code.contains(&format!(".{call}()")))
+        .map(|(operation, _)| (*operation).to_owned())
+        .collect();
+    assert!(
+        operations.contains("GetItem") && operations.contains("TransactWriteItems"),
+        "the store's calls are found: {operations:?}"
+    );
+    operations
+}
+
+#[test]
+fn dynamodb_alarms_cover_every_operation_the_code_makes() {
+    // DynamoDB publishes ThrottledRequests and SystemErrors per table and operation only.
+    let operations = code_dynamodb_operations();
+    for (id, name) in [
+        ("DynamoDbThrottledRequestsAlarm", "ThrottledRequests"),
+        ("DynamoDbSystemErrorsAlarm", "SystemErrors"),
+    ] {
+        let mut covered = BTreeSet::new();
+        for m in summed_metrics(id, 300) {
+            assert_eq!(alarm_value(&m["Namespace"]), "AWS/DynamoDB", "{id}");
+            assert_eq!(alarm_value(&m["MetricName"]), name, "{id}");
+            let mut dims = dimensions(m);
+            assert_eq!(
+                dims.remove("TableName").as_deref(),
+                Some("resource-UsersTable"),
+                "{id}: the stack's table"
+            );
+            let operation = dims
+                .remove("Operation")
+                .unwrap_or_else(|| panic!("{id}: a metric per Operation"));
+            assert!(dims.is_empty(), "{id}: {dims:?}");
+            assert!(covered.insert(operation.clone()), "{id}: {operation} twice");
+        }
+        assert_eq!(covered, operations, "{id} sums {name} of every operation");
+        // Charted too, per operation.
+        let charted: BTreeSet<String> = dashboard_metrics()
+            .into_iter()
+            .filter(|m| m.namespace == "AWS/DynamoDB" && m.name == name)
+            .filter_map(|m| m.dimensions.get("Operation").cloned())
+            .collect();
+        assert_eq!(
+            charted, operations,
+            "the dashboard charts {name} per operation"
+        );
+    }
 }
 
 #[test]
