@@ -928,45 +928,115 @@ fn api_keys_and_usage_plan_cover_every_route_but_health() {
             );
         }
     }
-    let (_, plan) = resources_of("AWS::ApiGateway::UsagePlan")
-        .into_iter()
-        .next()
-        .expect("a usage plan");
-    let plan = &plan["Properties"];
-    assert!(!plan["Quota"]["Limit"].is_null() && !plan["Quota"]["Period"].is_null());
+    // Every plan: its own rate and burst, and stricter per-key limits on sign-up and login (each
+    // costs an Argon2id hash), naming real routes only.
     let number = |v: &Value| -> f64 { alarm_value(v).parse().expect("a number") };
-    let (rate, burst) = (
-        number(&plan["Throttle"]["RateLimit"]),
-        number(&plan["Throttle"]["BurstLimit"]),
+    let plans = resources_of("AWS::ApiGateway::UsagePlan");
+    assert!(!plans.is_empty(), "a usage plan");
+    for (id, plan) in &plans {
+        let plan = &plan["Properties"];
+        let (rate, burst) = (
+            number(&plan["Throttle"]["RateLimit"]),
+            number(&plan["Throttle"]["BurstLimit"]),
+        );
+        let stage = &plan["ApiStages"][0];
+        assert_eq!(ref_name(&stage["ApiId"]), Some("UsersApi"), "{id}");
+        let throttles = stage["Throttle"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{id}: per-method throttles"));
+        for route in [functions::login().route, functions::create_user().route] {
+            let key = format!("{}/{}", route.path, route.method);
+            let t = throttles
+                .get(key.as_str())
+                .unwrap_or_else(|| panic!("{id}: a per-method throttle for {key}"));
+            assert!(
+                number(&t["RateLimit"]) < rate && number(&t["BurstLimit"]) < burst,
+                "{id}: {key} is throttled more strictly than reads"
+            );
+        }
+        for key in throttles.keys().map(text) {
+            let (path, method) = key.rsplit_once('/').expect("<path>/<METHOD>");
+            assert!(
+                code_routes()
+                    .values()
+                    .any(|r| r.path == path && r.method == method),
+                "{id}: throttle {key} names no route"
+            );
+        }
+    }
+}
+
+/// The usage plan each API key is on (key logical id → plan logical id), from the UsagePlanKeys.
+fn plans_of_keys() -> BTreeMap<String, String> {
+    let mut plans = BTreeMap::new();
+    for (id, link) in resources_of("AWS::ApiGateway::UsagePlanKey") {
+        let p = &link["Properties"];
+        assert_eq!(p["KeyType"].as_str(), Some("API_KEY"), "{id}");
+        let key = ref_name(&p["KeyId"]).unwrap_or_else(|| panic!("{id}: KeyId is a !Ref"));
+        let plan =
+            ref_name(&p["UsagePlanId"]).unwrap_or_else(|| panic!("{id}: UsagePlanId is a !Ref"));
+        assert!(
+            plans.insert(key.to_owned(), plan.to_owned()).is_none(),
+            "{key} is on one plan"
+        );
+    }
+    plans
+}
+
+#[test]
+fn the_browser_key_has_no_quota_by_default_and_server_consumers_have_their_own_plan() {
+    // Issue 14: the key in every browser is anyone's to copy; with a quota on it, one copier uses
+    // up the period for every user. Quotas are for server-side consumers, on a plan of their own.
+    let plans = plans_of_keys();
+    let keys: BTreeSet<String> = resources_of("AWS::ApiGateway::ApiKey")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        plans.keys().cloned().collect::<BTreeSet<_>>(),
+        keys,
+        "every key is on a plan"
     );
-    let stage = &plan["ApiStages"][0];
-    assert_eq!(ref_name(&stage["ApiId"]), Some("UsersApi"));
-    let throttles = stage["Throttle"]
-        .as_mapping()
-        .expect("per-method throttles");
-    for route in [functions::login().route, functions::create_user().route] {
-        let key = format!("{}/{}", route.path, route.method);
-        let t = throttles
-            .get(key.as_str())
-            .unwrap_or_else(|| panic!("a per-method throttle for {key}"));
-        assert!(
-            number(&t["RateLimit"]) < rate && number(&t["BurstLimit"]) < burst,
-            "{key} is throttled more strictly than reads"
-        );
-    }
-    for key in throttles.keys().map(text) {
-        let (path, method) = key.rsplit_once('/').expect("<path>/<METHOD>");
-        assert!(
-            code_routes()
-                .values()
-                .any(|r| r.path == path && r.method == method),
-            "throttle {key} names no route"
-        );
-    }
+    let browser_plan = plans
+        .get("ApiKey")
+        .expect("the browser-facing key, ApiKey, on a plan");
+    let server_plan = plans
+        .get("ServerApiKey")
+        .expect("a server-side key, ServerApiKey, on a plan");
+    assert_ne!(
+        browser_plan, server_plan,
+        "the server-side key has a plan of its own"
+    );
+
+    // As CloudFormation gets it, at the defaults: no quota on the browser-facing plan.
+    let deployed = translated(&[]);
+    let quota =
+        |plan: &str, deployed: &Json| deployed["Resources"][plan]["Properties"]["Quota"].clone();
+    assert_eq!(
+        quota(browser_plan, &deployed),
+        Json::Null,
+        "{browser_plan}: no quota by default"
+    );
+    let server = &deployed["Resources"][server_plan]["Properties"];
+    assert_eq!(
+        server["Quota"],
+        serde_json::json!({"Limit": parameter_default("QuotaLimit").parse::<u64>().expect("a number"), "Period": parameter_default("QuotaPeriod")}),
+        "{server_plan}: the quota parameters"
+    );
     assert!(
-        !resources_of("AWS::ApiGateway::ApiKey").is_empty()
-            && !resources_of("AWS::ApiGateway::UsagePlanKey").is_empty()
+        server["Throttle"]["RateLimit"].is_number(),
+        "{server_plan}: a per-key throttle"
     );
+    // The browser-facing quota is there only when asked for.
+    let with_quota = translated(&["BrowserQuotaLimit=500000"]);
+    assert_eq!(
+        quota(browser_plan, &with_quota)["Limit"]
+            .to_string()
+            .trim_matches('"'),
+        "500000",
+        "{browser_plan}: BrowserQuotaLimit turns a quota on"
+    );
+    assert_eq!(parameter_default("BrowserQuotaLimit"), "0");
 }
 
 #[test]
@@ -1147,12 +1217,30 @@ fn outputs_say_where_the_api_the_key_and_the_dashboard_are() {
     let outputs = &template()["Outputs"];
     assert!(alarm_value(&outputs["ApiUrl"]["Value"]).starts_with("https://"));
     assert!(alarm_value(&outputs["DashboardUrl"]["Value"]).contains("#dashboards:name="));
-    let command = alarm_value(&outputs["GetApiKeyCommand"]["Value"]);
-    assert!(
-        command.starts_with("aws apigateway get-api-key --api-key resource-ApiKey")
-            && command.contains("--include-value"),
-        "{command}"
-    );
+    for (output, key) in [
+        ("GetApiKeyCommand", "ApiKey"),
+        ("GetServerApiKeyCommand", "ServerApiKey"),
+    ] {
+        let command = alarm_value(&outputs[output]["Value"]);
+        assert!(
+            command.starts_with(&format!(
+                "aws apigateway get-api-key --api-key resource-{key} "
+            )) && command.contains("--include-value"),
+            "{output}: {command}"
+        );
+    }
+    for (output, resource) in [
+        ("ApiKeyId", "ApiKey"),
+        ("ServerApiKeyId", "ServerApiKey"),
+        ("UsagePlanId", "UsagePlan"),
+        ("ServerUsagePlanId", "ServerUsagePlan"),
+    ] {
+        assert_eq!(
+            ref_name(&outputs[output]["Value"]),
+            Some(resource),
+            "{output}"
+        );
+    }
 }
 
 #[test]
