@@ -483,6 +483,7 @@ fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
         ("AWS/ApiGateway", ["ApiName", "Stage"].into()),
         ("AWS/Lambda", ["FunctionName"].into()),
         ("AWS/DynamoDB", ["TableName", "Operation"].into()),
+        ("AWS/WAFV2", ["WebACL", "Region", "Rule"].into()),
     ]
     .into();
 
@@ -1561,4 +1562,446 @@ fn the_dev_gateway_answers_preflights_as_the_template_does() {
             "scripts/dev_gateway.py: {name} must be \"{value}\", as in shared/src/cors.rs and template.yaml"
         );
     }
+}
+
+/// A resource of a translated template by type: (logical id, resource); exactly one.
+fn only_resource<'a>(translated: &'a Json, kind: &str) -> (&'a str, &'a Json) {
+    let found: Vec<(&str, &Json)> = translated["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {kind}: {:?}",
+        found.iter().map(|(id, _)| id).collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+/// A condition of a translated template, evaluated: the language extensions have put the
+/// parameters' values in, so an `Fn::Equals` compares two literals.
+fn condition_holds(translated: &Json, name: &str) -> bool {
+    let condition = &translated["Conditions"][name];
+    let equals = condition["Fn::Equals"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} is an Fn::Equals: {condition}"));
+    let literal = |v: &Json| match v {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        other => panic!("{name}: {other} is not a literal"),
+    };
+    literal(&equals[0]) == literal(&equals[1])
+}
+
+#[test]
+fn the_waf_exists_only_when_enabled_and_is_off_by_default() {
+    assert_eq!(parameter_default("EnableWaf"), "false");
+    let (tag, args) =
+        intrinsic(&template()["Conditions"]["WafEnabled"]).expect("a WafEnabled condition");
+    assert_eq!(tag, "Equals");
+    assert_eq!(ref_name(&args[0]), Some("EnableWaf"));
+    assert_eq!(text(&args[1]), "true");
+    let waf: Vec<(String, &Value)> = resources()
+        .iter()
+        .filter(|(_, r)| {
+            r["Type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("AWS::WAFv2::"))
+        })
+        .map(|(id, r)| (text(id), r))
+        .collect();
+    let kinds: BTreeSet<&str> = waf.iter().filter_map(|(_, r)| r["Type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["AWS::WAFv2::WebACL", "AWS::WAFv2::WebACLAssociation"]),
+        "a web ACL and its association"
+    );
+    for (id, resource) in &waf {
+        assert_eq!(
+            resource["Condition"].as_str(),
+            Some("WafEnabled"),
+            "{id} exists only with EnableWaf=true"
+        );
+    }
+    // Nothing that always exists refers to them (a false condition would break the stack).
+    let ids: Vec<&str> = waf.iter().map(|(id, _)| id.as_str()).collect();
+    let translated_off = translated(&[]);
+    assert!(
+        !condition_holds(&translated_off, "WafEnabled"),
+        "off at the defaults"
+    );
+    for (id, resource) in translated_off["Resources"].as_object().expect("Resources") {
+        if resource.get("Condition").is_some() {
+            continue;
+        }
+        let rendered = resource.to_string();
+        for waf_id in &ids {
+            assert!(
+                !rendered.contains(&format!("\"{waf_id}\"")),
+                "{id} refers to {waf_id}, which exists only with EnableWaf=true"
+            );
+        }
+    }
+    assert!(condition_holds(
+        &translated(&["EnableWaf=true"]),
+        "WafEnabled"
+    ));
+}
+
+/// A request as AWS WAF inspects it.
+#[derive(Debug)]
+struct WafRequest {
+    method: &'static str,
+    uri_path: String,
+}
+
+/// `%XX` decoded, as WAF's URL_DECODE does.
+fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Repeated slashes, `.` and inner `..` segments removed, as WAF's NORMALIZE_PATH does.
+fn normalize_path(text: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." if !segments.is_empty() => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let trailing = if text.ends_with('/') && !segments.is_empty() {
+        "/"
+    } else {
+        ""
+    };
+    format!("/{}{trailing}", segments.join("/"))
+}
+
+/// Whether a WAF statement matches `request`: the statements the web ACL's scope-downs use,
+/// evaluated as WAF documents them; any other statement fails the test rather than guessing.
+fn waf_matches(statement: &Json, request: &WafRequest) -> bool {
+    let (kind, body) = statement
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .unwrap_or_else(|| panic!("a statement: {statement}"));
+    let all = |key: &str| {
+        body[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{kind}.{key}"))
+    };
+    match kind.as_str() {
+        "AndStatement" => all("Statements").iter().all(|s| waf_matches(s, request)),
+        "OrStatement" => all("Statements").iter().any(|s| waf_matches(s, request)),
+        "NotStatement" => !waf_matches(&body["Statement"], request),
+        "ByteMatchStatement" => {
+            let field = &body["FieldToMatch"];
+            let mut value = if field.get("Method").is_some() {
+                request.method.to_owned()
+            } else if field.get("UriPath").is_some() {
+                request.uri_path.clone()
+            } else {
+                panic!("a field this test cannot inspect: {field}")
+            };
+            let mut transformations: Vec<&Json> = body["TextTransformations"]
+                .as_array()
+                .expect("TextTransformations")
+                .iter()
+                .collect();
+            transformations.sort_by_key(|t| t["Priority"].as_u64());
+            for t in transformations {
+                value = match t["Type"].as_str() {
+                    Some("NONE") => value,
+                    Some("URL_DECODE") => url_decode(&value),
+                    Some("NORMALIZE_PATH") => normalize_path(&value),
+                    Some("LOWERCASE") => value.to_lowercase(),
+                    other => panic!("a text transformation this test cannot apply: {other:?}"),
+                };
+            }
+            let search = body["SearchString"].as_str().expect("SearchString");
+            match body["PositionalConstraint"].as_str() {
+                Some("EXACTLY") => value == search,
+                Some("STARTS_WITH") => value.starts_with(search),
+                Some("ENDS_WITH") => value.ends_with(search),
+                Some("CONTAINS") => value.contains(search),
+                other => panic!("a positional constraint this test cannot apply: {other:?}"),
+            }
+        }
+        other => panic!("a statement this test cannot evaluate: {other}"),
+    }
+}
+
+#[test]
+fn the_waf_limits_each_client_address_on_login_sign_up_and_everything() {
+    let deployed = translated(&["EnableWaf=true"]);
+    let (acl_id, acl) = only_resource(&deployed, "AWS::WAFv2::WebACL");
+    let acl = &acl["Properties"];
+    assert_eq!(
+        acl["Scope"], "REGIONAL",
+        "API Gateway's web ACLs are regional"
+    );
+    assert!(
+        acl["DefaultAction"]["Allow"].is_object(),
+        "what no rule blocks is allowed"
+    );
+    assert_eq!(
+        acl["VisibilityConfig"]["CloudWatchMetricsEnabled"], true,
+        "{acl_id}: metrics"
+    );
+    let rules = acl["Rules"].as_array().expect("rules");
+    for rule in rules {
+        let name = &rule["Name"];
+        assert_eq!(
+            rule["VisibilityConfig"]["CloudWatchMetricsEnabled"], true,
+            "{name}: metrics"
+        );
+        assert!(
+            rule["VisibilityConfig"]["MetricName"].is_string(),
+            "{name}: a metric name"
+        );
+    }
+    let number = |v: &Json| v.as_f64().unwrap_or_else(|| panic!("a number: {v}"));
+    let window = number(&rules[0]["Statement"]["RateBasedStatement"]["EvaluationWindowSec"]);
+    // Rate-based, per client address, blocking: the contract's 403 request_blocked.
+    let rate_rules: Vec<&Json> = rules
+        .iter()
+        .filter(|r| r["Statement"].get("RateBasedStatement").is_some())
+        .collect();
+    for rule in &rate_rules {
+        let rate = &rule["Statement"]["RateBasedStatement"];
+        let name = &rule["Name"];
+        assert_eq!(
+            rate["AggregateKeyType"], "IP",
+            "{name}: per client address, never a header"
+        );
+        assert!(rule["Action"]["Block"].is_object(), "{name} blocks");
+        assert_eq!(
+            number(&rate["EvaluationWindowSec"]),
+            window,
+            "{name}: one window for all"
+        );
+    }
+    let stage = parameter_default("Stage");
+    let sample_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let request = |method: &'static str, uri_path: String| WafRequest { method, uri_path };
+    for (route, limit) in [
+        (functions::login().route, "WafLoginRateLimit"),
+        (functions::create_user().route, "WafSignUpRateLimit"),
+    ] {
+        let what = format!("{} {}", route.method, route.path);
+        // WAF sees the stage in the path of the execute-api URL.
+        let canonical = request(route.method, format!("/{stage}{}", route.path));
+        let scoped: Vec<&&Json> = rate_rules
+            .iter()
+            .filter(|r| {
+                r["Statement"]["RateBasedStatement"]
+                    .get("ScopeDownStatement")
+                    .is_some_and(|s| waf_matches(s, &canonical))
+            })
+            .collect();
+        assert_eq!(
+            scoped.len(),
+            1,
+            "one rate-based rule for {what} per address"
+        );
+        let rate = &scoped[0]["Statement"]["RateBasedStatement"];
+        assert_eq!(
+            number(&rate["Limit"]).to_string(),
+            parameter_default(limit),
+            "{what}: {limit}"
+        );
+        let scope = &rate["ScopeDownStatement"];
+        // The spellings API Gateway routes to the same method, and the paths of a custom domain.
+        let (head, last) = route.path.split_at(route.path.len() - 1);
+        let last = last.as_bytes()[0];
+        for path in [
+            format!("/{stage}{}/", route.path),
+            format!("/{stage}/{}", route.path),
+            format!("/{stage}{head}%{last:02X}"),
+            route.path.to_owned(),
+            format!("/v1{}", route.path),
+        ] {
+            let r = request(route.method, path);
+            assert!(waf_matches(scope, &r), "{what}'s rule misses {r:?}");
+        }
+        // Nothing else: no other method on the path, no other route.
+        for method in ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            let r = request(method, format!("/{stage}{}", route.path));
+            assert!(!waf_matches(scope, &r), "{what}'s rule counts {r:?}");
+        }
+        for other in code_routes()
+            .values()
+            .filter(|r| (r.method, r.path) != (route.method, route.path))
+        {
+            let r = request(
+                other.method,
+                format!("/{stage}{}", other.path.replace("{id}", sample_id)),
+            );
+            assert!(!waf_matches(scope, &r), "{what}'s rule counts {r:?}");
+        }
+    }
+
+    // A ceiling per address on everything, GET /health included: low enough that one address alone
+    // cannot use up a stage bucket (StageRateLimit per second, shared by every caller).
+    let ceilings: Vec<&&Json> = rate_rules
+        .iter()
+        .filter(|r| {
+            r["Statement"]["RateBasedStatement"]
+                .get("ScopeDownStatement")
+                .is_none()
+        })
+        .collect();
+    assert_eq!(
+        ceilings.len(),
+        1,
+        "one per-address ceiling on every request"
+    );
+    let ceiling = number(&ceilings[0]["Statement"]["RateBasedStatement"]["Limit"]);
+    assert_eq!(ceiling.to_string(), parameter_default("WafIpRateLimit"));
+    let stage_rate: f64 = parameter_default("StageRateLimit")
+        .parse()
+        .expect("a number");
+    assert!(
+        ceiling / window < stage_rate,
+        "one address may send {ceiling} per {window} s, more than the stage's {stage_rate}/s"
+    );
+
+    // AWS's common rule set, its blocks in force.
+    let common: Vec<&Json> = rules
+        .iter()
+        .filter(|r| {
+            r["Statement"]["ManagedRuleGroupStatement"]["Name"] == "AWSManagedRulesCommonRuleSet"
+        })
+        .collect();
+    assert_eq!(common.len(), 1, "AWSManagedRulesCommonRuleSet");
+    assert_eq!(
+        common[0]["Statement"]["ManagedRuleGroupStatement"]["VendorName"],
+        "AWS"
+    );
+    assert!(
+        common[0]["OverrideAction"]["None"].is_object(),
+        "the rule set's own actions apply"
+    );
+    let max_rate_priority = rate_rules
+        .iter()
+        .map(|r| number(&r["Priority"]))
+        .fold(0.0, f64::max);
+    assert!(
+        number(&common[0]["Priority"]) > max_rate_priority,
+        "a flooding address is stopped by the cheap rate rules first"
+    );
+
+    // What the client sees: API Gateway's WAF_FILTERED response, on the contract.
+    let blocked =
+        &rest_api_body(&deployed)["x-amazon-apigateway-gateway-responses"]["WAF_FILTERED"];
+    assert_eq!(blocked["statusCode"], "403");
+    let body: Json = serde_json::from_str(
+        &blocked["responseTemplates"]["application/json"]
+            .as_str()
+            .expect("a body")
+            .replace("$context.requestId", SAMPLE_REQUEST_ID),
+    )
+    .expect("JSON");
+    assert_valid_error_body(&body);
+    assert_eq!(body["code"], "request_blocked");
+    assert!(
+        acl.get("CustomResponseBodies").is_none()
+            && rules
+                .iter()
+                .all(|r| r["Action"]["Block"].get("CustomResponse").is_none()),
+        "no WAF custom response: it would replace the contract body"
+    );
+
+    // The dashboard charts what each rule blocks.
+    let metric_names: BTreeSet<String> = rules
+        .iter()
+        .map(|r| {
+            r["VisibilityConfig"]["MetricName"]
+                .as_str()
+                .expect("a name")
+                .to_owned()
+        })
+        .collect();
+    let charted: Vec<MetricUse> = dashboard_metrics()
+        .into_iter()
+        .filter(|m| m.namespace == "AWS/WAFV2")
+        .collect();
+    let acl_metric =
+        alarm_value(&resources()[acl_id]["Properties"]["VisibilityConfig"]["MetricName"]);
+    for m in &charted {
+        assert_eq!(m.dimensions["WebACL"], acl_metric, "{}", m.source);
+        let rule = &m.dimensions["Rule"];
+        assert!(
+            metric_names.contains(rule) || rule == "ALL",
+            "{}: no rule {rule}",
+            m.source
+        );
+    }
+    let charted_rules: BTreeSet<String> = charted
+        .iter()
+        .map(|m| m.dimensions["Rule"].clone())
+        .collect();
+    assert!(
+        metric_names.is_subset(&charted_rules),
+        "every rule's blocks are charted: {metric_names:?} vs {charted_rules:?}"
+    );
+}
+
+#[test]
+fn the_web_acl_protects_the_stage_whatever_its_name() {
+    // SAM names the stage resource after the stage (UsersApiprodStage): the association refers to
+    // it through SAM's UsersApi.Stage, so it follows the name and is created after the stage.
+    let deployed = translated(&["EnableWaf=true", "Stage=prod"]);
+    let stages: Vec<(&String, &Json)> = deployed["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::ApiGateway::Stage")
+        .collect();
+    assert_eq!(stages.len(), 1, "one stage");
+    let (stage_id, stage) = stages[0];
+    assert_eq!(stage["Properties"]["StageName"], "prod");
+    let (acl_id, _) = only_resource(&deployed, "AWS::WAFv2::WebACL");
+    let (_, association) = only_resource(&deployed, "AWS::WAFv2::WebACLAssociation");
+    let p = &association["Properties"];
+    let arn = p["ResourceArn"]["Fn::Sub"]
+        .as_str()
+        .unwrap_or_else(|| panic!("ResourceArn is an Fn::Sub: {}", p["ResourceArn"]));
+    let (rest_api_id, _) = only_resource(&deployed, "AWS::ApiGateway::RestApi");
+    assert_eq!(
+        arn,
+        format!(
+            "arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/restapis/${{{rest_api_id}}}/stages/${{{stage_id}}}"
+        ),
+        "the association targets the stage resource"
+    );
+    assert_eq!(
+        p["WebACLArn"],
+        serde_json::json!({"Fn::GetAtt": [acl_id, "Arn"]})
+    );
 }
