@@ -2005,3 +2005,44 @@ fn the_web_acl_protects_the_stage_whatever_its_name() {
         serde_json::json!({"Fn::GetAtt": [acl_id, "Arn"]})
     );
 }
+
+#[test]
+fn health_is_throttled_no_tighter_than_the_stage() {
+    // GET /health has no key, so no usage plan: a stage throttle on it is shared by every caller,
+    // and a tight one lets one client make every uptime checker see 429. It may be generous (the
+    // function caches its check); one noisy client is the WAF ceiling's (the test above).
+    let deployed = translated(&[]);
+    let (_, stage) = only_resource(&deployed, "AWS::ApiGateway::Stage");
+    let settings = stage["Properties"]["MethodSettings"]
+        .as_array()
+        .expect("MethodSettings");
+    let limits = |s: &Json| {
+        (
+            s["ThrottlingRateLimit"].as_f64(),
+            s["ThrottlingBurstLimit"].as_f64(),
+        )
+    };
+    let everything = settings
+        .iter()
+        .find(|s| s["ResourcePath"] == "/*" && s["HttpMethod"] == "*")
+        .expect("a throttle for every method of the stage");
+    let (Some(rate), Some(burst)) = limits(everything) else {
+        panic!("the stage's throttle has a rate and a burst: {everything}")
+    };
+    let health = functions::health().route;
+    let resource_path = format!("/{}", health.path.replace('/', "~1"));
+    let mut applying = 0;
+    for s in settings {
+        let on_path = s["ResourcePath"] == "/*" || s["ResourcePath"] == resource_path.as_str();
+        let on_method = s["HttpMethod"] == "*" || s["HttpMethod"] == health.method;
+        if on_path && on_method {
+            applying += 1;
+            let (r, b) = limits(s);
+            assert!(
+                r.is_none_or(|r| r >= rate) && b.is_none_or(|b| b >= burst),
+                "{s}: GET /health is throttled tighter than the stage ({rate}/s, burst {burst})"
+            );
+        }
+    }
+    assert!(applying >= 1, "a stage throttle applies to GET /health");
+}
