@@ -14,9 +14,10 @@ REST API does instead:
 - invokes the function through watch's Lambda invoke API (`--invoke-port`);
 - answers what the gateway itself answers (an unknown route, a function that did not answer) with
   the gateway responses of template.yaml, rendered the way API Gateway renders them: the same
-  contract body and `x-request-id` as in AWS;
-- answers a method a known path does not declare with template.yaml's 405 (`Allow`, the contract
-  body), and `OPTIONS`, the CORS preflight, by itself, as API Gateway's mock integrations do;
+  contract body, `x-request-id` and literal headers (`nosniff`, `no-store`, `Retry-After`, ...)
+  as in AWS;
+- answers a method a known path does not declare with template.yaml's 405 (`Allow`, its headers,
+  the contract body), and `OPTIONS`, the CORS preflight, by itself, as API Gateway's mock integrations do;
 - adds the CORS headers to its own answers for an origin on `CORS_ALLOW_ORIGINS` (the functions
   add theirs). `make dev` allows `http://localhost:*` and `http://127.0.0.1:*` by default (any
   port: a frontend dev server picks its own); the rules are shared/src/cors.rs's. One difference
@@ -103,23 +104,40 @@ def rest_api() -> dict:
     sys.exit("template.yaml has no AWS::Serverless::Api")
 
 
-def gateway_responses(api: dict) -> dict:
-    """template.yaml's gateway responses: type -> (status, body template)."""
+def literal_headers(parameters: dict, prefix: str = "") -> dict[str, str]:
+    """The headers of a gateway response or mock whose value is a literal (`"'nosniff'"`), by name
+    without `prefix`. A `context.*` value or an `!If` (the CORS headers) is left to the caller."""
     return {
-        kind: (int(spec["StatusCode"]), spec["ResponseTemplates"]["application/json"])
+        name.removeprefix(prefix): value[1:-1]
+        for name, value in parameters.items()
+        if name.startswith(prefix) and isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == "'"
+    }
+
+
+def gateway_responses(api: dict) -> dict:
+    """template.yaml's gateway responses: type -> (status, literal headers, body template)."""
+    return {
+        kind: (
+            int(spec["StatusCode"]),
+            literal_headers(spec["ResponseParameters"]["Headers"]),
+            spec["ResponseTemplates"]["application/json"],
+        )
         for kind, spec in api["GatewayResponses"].items()
     }
 
 
-def method_not_allowed_bodies(api: dict) -> dict[str, str]:
-    """Per path, the body of template.yaml's ANY mock (its 405), without the mapping template's
-    directives (`#set`, `#if`, ...): what API Gateway renders for an undeclared method."""
-    bodies = {}
+def method_not_allowed(api: dict) -> dict[str, tuple[dict[str, str], str]]:
+    """Per path, template.yaml's ANY mock (its 405): its literal headers, and its body without the
+    mapping template's directives (`#set`, `#if`, ...): what API Gateway renders for an undeclared
+    method."""
+    answers = {}
     for path, methods in api["DefinitionBody"]["paths"].items():
         integration = methods["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
-        template = integration["responses"]["default"]["responseTemplates"]["application/json"]
-        bodies[path] = "\n".join(line for line in template.splitlines() if not line.startswith("#")).strip()
-    return bodies
+        response = integration["responses"]["default"]
+        template = response["responseTemplates"]["application/json"]
+        body = "\n".join(line for line in template.splitlines() if not line.startswith("#")).strip()
+        answers[path] = (literal_headers(response["responseParameters"], "method.response.header."), body)
+    return answers
 
 
 class Gateway(http.server.BaseHTTPRequestHandler):
@@ -170,11 +188,12 @@ class Gateway(http.server.BaseHTTPRequestHandler):
         return headers
 
     def gateway_error(self, kind: str, request_id: str, message: str = "") -> None:
-        status, body = self.responses[kind]
+        status, literal, body = self.responses[kind]
         body = body.replace("$context.requestId", request_id).replace(
             "$context.error.messageString", json.dumps(message)
         ).replace("$context.error.message", message)
-        headers = {"Content-Type": "application/json", "x-request-id": request_id, **self.cors_headers()}
+        # The template's own headers (content type, nosniff, no-store, Retry-After, ...), as in AWS.
+        headers = {**literal, "x-request-id": request_id, **self.cors_headers()}
         self.send(status, headers, body.encode())
 
     def send(self, status: int, headers: dict, body: bytes) -> None:
@@ -202,8 +221,9 @@ class Gateway(http.server.BaseHTTPRequestHandler):
         if self.command == "OPTIONS":
             return self.send(204, self.cors_headers(preflight_methods=allow), b"")
         if not served:
-            body = self.not_allowed[resource].replace("$context.requestId", request_id)
-            headers = {"Content-Type": "application/json", "x-request-id": request_id, "Allow": allow}
+            literal, body = self.not_allowed[resource]
+            body = body.replace("$context.requestId", request_id)
+            headers = {**literal, "x-request-id": request_id, "Allow": allow}
             return self.send(405, {**headers, **self.cors_headers()}, body.encode())
         method, pattern, resource, function = served[0]
         match = pattern.match(url.path)
@@ -286,7 +306,7 @@ def main() -> None:
     Gateway.routes = routes()
     api = rest_api()
     Gateway.responses = gateway_responses(api)
-    Gateway.not_allowed = method_not_allowed_bodies(api)
+    Gateway.not_allowed = method_not_allowed(api)
     Gateway.origins = Origins(os.environ.get("CORS_ALLOW_ORIGINS", ""))
     Gateway.invoke_port = args.invoke_port
     server = Server(("127.0.0.1", args.port), Gateway)

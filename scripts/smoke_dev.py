@@ -37,9 +37,13 @@ def call(base: str, method: str, path: str, body: dict | None = None, headers: d
         request.add_header("content-type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+            return response.status, lowercase(response.headers), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.loads(err.read() or b"null")
+        return err.code, lowercase(err.headers), json.loads(err.read() or b"null")
+
+
+def lowercase(headers) -> dict:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def expect(what: str, got, status: int, code: str | None = None):
@@ -51,6 +55,10 @@ def expect(what: str, got, status: int, code: str | None = None):
         problems.append(f"code {body.get('code') if isinstance(body, dict) else body!r}, expected {code}")
     if status >= 400 and isinstance(body, dict) and body.get("request_id") != headers.get("x-request-id"):
         problems.append("request_id differs from x-request-id")
+    # Every response, a function's or the gateway's own, is never cached and never sniffed.
+    for name, value in (("cache-control", "no-store"), ("x-content-type-options", "nosniff")):
+        if headers.get(name) != value:
+            problems.append(f"{name} is {headers.get(name)!r}, expected {value!r}")
     if problems:
         sys.exit(f"smoke: {what}: {'; '.join(problems)}: {body}")
     print(f"smoke: {what}: {got_status} ok")

@@ -52,6 +52,14 @@ const RESPONSE_TYPES: &[&str] = &[
     "WAF_FILTERED",
 ];
 
+/// The headers every response carries, whatever produced it, with their values: what
+/// shared/src/response.rs sets on the functions' answers (the API tests check those on every reply),
+/// and what the README promises of every response.
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+];
+
 /// The request id API Gateway would put in `$context.requestId`.
 const SAMPLE_REQUEST_ID: &str = "c6af9ac6-7b61-11e6-9a41-93e8deadb001";
 
@@ -241,6 +249,13 @@ fn every_gateway_response_renders_to_a_contract_body() {
             Some("context.requestId"),
             "{kind}: x-request-id is API Gateway's request id"
         );
+        for (name, value) in SECURITY_HEADERS {
+            assert_eq!(
+                headers[*name].as_str(),
+                Some(format!("'{value}'").as_str()),
+                "{kind}: {name}: {value}, as on every response"
+            );
+        }
         let templates = response["ResponseTemplates"]
             .as_mapping()
             .unwrap_or_else(|| panic!("{kind}: ResponseTemplates"));
@@ -282,6 +297,14 @@ fn every_gateway_response_renders_to_a_contract_body() {
     // An unknown route: API Gateway says "Missing Authentication Token"; we say 404.
     assert_eq!(status_of("MISSING_AUTHENTICATION_TOKEN"), "404");
     assert_eq!(status_of("INTEGRATION_TIMEOUT"), "504");
+}
+
+#[test]
+#[should_panic(expected = "not a contract error body")]
+fn the_gateway_body_check_refuses_api_gateways_own_body() {
+    // What API Gateway sends for a response type the template does not map: the check the test
+    // above applies to every gateway response must refuse it.
+    assert_valid_error_body(&serde_json::json!({"message": "Internal server error"}));
 }
 
 /// A metric the dashboard or an alarm reads: namespace, name and dimensions (name → value).
@@ -460,6 +483,7 @@ fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
         ("AWS/ApiGateway", ["ApiName", "Stage"].into()),
         ("AWS/Lambda", ["FunctionName"].into()),
         ("AWS/DynamoDB", ["TableName", "Operation"].into()),
+        ("AWS/WAFV2", ["WebACL", "Region", "Rule"].into()),
     ]
     .into();
 
@@ -544,6 +568,309 @@ fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
     assert!(alarmed("AWS/Lambda", "Errors"), "an alarm on Lambda errors");
 }
 
+/// The properties of the alarm `id`.
+fn alarm(id: &str) -> &'static Value {
+    let resource = resources()
+        .get(id)
+        .unwrap_or_else(|| panic!("template.yaml has no {id}"));
+    assert_eq!(
+        resource["Type"].as_str(),
+        Some("AWS::CloudWatch::Alarm"),
+        "{id} is an alarm"
+    );
+    &resource["Properties"]
+}
+
+/// A metric's dimensions (name → value, as `alarm_value` renders them).
+fn dimensions(metric: &Value) -> BTreeMap<String, String> {
+    metric["Dimensions"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|d| (alarm_value(&d["Name"]), alarm_value(&d["Value"])))
+        .collect()
+}
+
+/// The metrics a metric-math alarm sums: each `MetricStat` query's metric, after asserting that
+/// the alarm watches `SUM(METRICS())` of them, each summed over `period` seconds.
+fn summed_metrics(id: &str, period: u64) -> Vec<&'static Value> {
+    let queries = alarm(id)["Metrics"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{id} is a metric-math alarm"));
+    let watched: Vec<&Value> = queries
+        .iter()
+        .filter(|q| q["ReturnData"].as_bool() == Some(true))
+        .collect();
+    assert_eq!(watched.len(), 1, "{id} watches one expression");
+    assert_eq!(
+        watched[0]["Expression"].as_str(),
+        Some("SUM(METRICS())"),
+        "{id}"
+    );
+    let metrics: Vec<&Value> = queries
+        .iter()
+        .filter(|q| !q["MetricStat"].is_null())
+        .map(|q| {
+            assert_eq!(q["MetricStat"]["Stat"].as_str(), Some("Sum"), "{id}");
+            assert_eq!(q["MetricStat"]["Period"].as_u64(), Some(period), "{id}");
+            &q["MetricStat"]["Metric"]
+        })
+        .collect();
+    // CloudWatch's hard limit for an alarm on metric math.
+    assert!(
+        metrics.len() <= 10,
+        "{id} reads {} metrics; an alarm may read 10: split it",
+        metrics.len()
+    );
+    metrics
+}
+
+/// The alarms on the dashboard's alarm widgets, by logical id.
+fn dashboard_alarms() -> BTreeSet<String> {
+    dashboard()["widgets"]
+        .as_array()
+        .expect("widgets")
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| {
+            w["properties"]["alarms"]
+                .as_array()
+                .expect("an alarm widget lists alarms")
+        })
+        .map(|arn| {
+            let arn = arn.as_str().expect("an alarm ARN");
+            arn.strip_prefix("resource-")
+                .and_then(|a| a.strip_suffix(".Arn"))
+                .unwrap_or_else(|| panic!("{arn} is not ${{<alarm>.Arn}}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn every_alarm_is_on_the_dashboard() {
+    let alarms: BTreeSet<String> = resources_of("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| a["Condition"].is_null())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        dashboard_alarms(),
+        alarms,
+        "the dashboard's alarm widget shows every alarm"
+    );
+}
+
+#[test]
+fn the_alarms_issue_14_names_exist_on_aws_own_metrics() {
+    // Metrics that need no log line, so they hold when Lambda drops the EMF documents (a JSON line
+    // without `level` is INFO, dropped at LogLevel=WARN).
+    let alarmed: BTreeSet<(String, String)> = alarm_metrics()
+        .into_iter()
+        .map(|m| (m.namespace, m.name))
+        .collect();
+    for (namespace, name) in [
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/ApiGateway", "Latency"),
+        ("AWS/DynamoDB", "ThrottledRequests"),
+        ("AWS/DynamoDB", "SystemErrors"),
+    ] {
+        assert!(
+            alarmed.contains(&(namespace.to_owned(), name.to_owned())),
+            "an alarm on {namespace} {name}"
+        );
+    }
+    // API Gateway's for the stage, as clients see it.
+    for id in ["ServerErrorRateAlarm", "LatencyP99Alarm"] {
+        let p = alarm(id);
+        let metrics: Vec<&Value> = if p["Metrics"].is_null() {
+            vec![p]
+        } else {
+            p["Metrics"]
+                .as_sequence()
+                .expect("metrics")
+                .iter()
+                .filter(|q| !q["MetricStat"].is_null())
+                .map(|q| &q["MetricStat"]["Metric"])
+                .collect()
+        };
+        for m in metrics {
+            assert_eq!(alarm_value(&m["Namespace"]), "AWS/ApiGateway", "{id}");
+            assert_eq!(
+                dimensions(m),
+                BTreeMap::from([
+                    ("ApiName".to_owned(), "pseudo-StackName-api".to_owned()),
+                    ("Stage".to_owned(), parameter_default("Stage")),
+                ]),
+                "{id}: the stage of this stack's API"
+            );
+        }
+    }
+    assert_eq!(
+        alarm_value(&resources()["UsersApi"]["Properties"]["Name"]),
+        "pseudo-StackName-api",
+        "the API's name is the ApiName the alarms read"
+    );
+}
+
+#[test]
+fn per_function_alarms_cover_every_function() {
+    // The functions the template deploys (every crate under functions/, by the route test).
+    let functions: BTreeSet<String> = template_functions()
+        .into_iter()
+        .map(|f| format!("resource-{}", f.logical_id))
+        .collect();
+    assert_eq!(functions.len(), code_routes().len());
+    for (id, name) in [
+        ("LambdaErrorsAlarm", "Errors"),
+        ("LambdaThrottlesAlarm", "Throttles"),
+    ] {
+        let mut covered = BTreeSet::new();
+        for m in summed_metrics(id, 300) {
+            assert_eq!(alarm_value(&m["Namespace"]), "AWS/Lambda", "{id}");
+            assert_eq!(alarm_value(&m["MetricName"]), name, "{id}");
+            let function = dimensions(m)
+                .remove("FunctionName")
+                .unwrap_or_else(|| panic!("{id}: a metric per FunctionName"));
+            assert!(covered.insert(function.clone()), "{id}: {function} twice");
+        }
+        assert_eq!(covered, functions, "{id} sums {name} of every function");
+    }
+    // And no alarm reads a Lambda metric for only some of them.
+    for (id, _) in resources_of("AWS::CloudWatch::Alarm") {
+        let read: BTreeSet<String> = alarm_metrics()
+            .into_iter()
+            .filter(|m| m.source == format!("alarm {id}") && m.namespace == "AWS/Lambda")
+            .filter_map(|m| m.dimensions.get("FunctionName").cloned())
+            .collect();
+        assert!(
+            read.is_empty() || read == functions,
+            "{id} reads Lambda metrics of {read:?}, not of every function"
+        );
+    }
+}
+
+/// DynamoDB operations and the name of their call in the Rust SDK's fluent client.
+const DYNAMODB_OPERATIONS: &[(&str, &str)] = &[
+    ("GetItem", "get_item"),
+    ("PutItem", "put_item"),
+    ("UpdateItem", "update_item"),
+    ("DeleteItem", "delete_item"),
+    ("Query", "query"),
+    ("Scan", "scan"),
+    ("BatchGetItem", "batch_get_item"),
+    ("BatchWriteItem", "batch_write_item"),
+    ("TransactGetItems", "transact_get_items"),
+    ("TransactWriteItems", "transact_write_items"),
+    ("ExecuteStatement", "execute_statement"),
+    ("BatchExecuteStatement", "batch_execute_statement"),
+    ("ExecuteTransaction", "execute_transaction"),
+];
+
+/// The DynamoDB operations the code calls: `.get_item()` and the like, in the shared crate and the
+/// functions.
+fn code_dynamodb_operations() -> BTreeSet<String> {
+    fn rust_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("shared/src"), &mut files);
+    rust_files(&root().join("functions"), &mut files);
+    let code: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("a source file"))
+        .collect();
+    let operations: BTreeSet<String> = DYNAMODB_OPERATIONS
+        .iter()
+        .filter(|(_, call)| code.contains(&format!(".{call}()")))
+        .map(|(operation, _)| (*operation).to_owned())
+        .collect();
+    assert!(
+        operations.contains("GetItem") && operations.contains("TransactWriteItems"),
+        "the store's calls are found: {operations:?}"
+    );
+    operations
+}
+
+#[test]
+fn dynamodb_alarms_cover_every_operation_the_code_makes() {
+    // DynamoDB publishes ThrottledRequests and SystemErrors per table and operation only.
+    let operations = code_dynamodb_operations();
+    for (id, name) in [
+        ("DynamoDbThrottledRequestsAlarm", "ThrottledRequests"),
+        ("DynamoDbSystemErrorsAlarm", "SystemErrors"),
+    ] {
+        let mut covered = BTreeSet::new();
+        for m in summed_metrics(id, 300) {
+            assert_eq!(alarm_value(&m["Namespace"]), "AWS/DynamoDB", "{id}");
+            assert_eq!(alarm_value(&m["MetricName"]), name, "{id}");
+            let mut dims = dimensions(m);
+            assert_eq!(
+                dims.remove("TableName").as_deref(),
+                Some("resource-UsersTable"),
+                "{id}: the stack's table"
+            );
+            let operation = dims
+                .remove("Operation")
+                .unwrap_or_else(|| panic!("{id}: a metric per Operation"));
+            assert!(dims.is_empty(), "{id}: {dims:?}");
+            assert!(covered.insert(operation.clone()), "{id}: {operation} twice");
+        }
+        assert_eq!(covered, operations, "{id} sums {name} of every operation");
+        // Charted too, per operation.
+        let charted: BTreeSet<String> = dashboard_metrics()
+            .into_iter()
+            .filter(|m| m.namespace == "AWS/DynamoDB" && m.name == name)
+            .filter_map(|m| m.dimensions.get("Operation").cloned())
+            .collect();
+        assert_eq!(
+            charted, operations,
+            "the dashboard charts {name} per operation"
+        );
+    }
+}
+
+#[test]
+fn failed_logins_have_an_alarm_for_spraying_and_stuffing() {
+    let p = alarm("LoginFailuresAlarm");
+    assert_eq!(alarm_value(&p["Namespace"]), DEFAULT_NAMESPACE);
+    assert_eq!(p["MetricName"].as_str(), Some(metric::LOGIN_FAILURES.name));
+    // Every function that checks a password together, from every client.
+    assert_eq!(
+        dimensions(p),
+        BTreeMap::from([("Service".to_owned(), DEFAULT_SERVICE.to_owned())])
+    );
+    assert_eq!(p["Statistic"].as_str(), Some("Sum"));
+    assert_eq!(p["Period"].as_u64(), Some(300));
+    assert_eq!(p["EvaluationPeriods"].as_u64(), Some(1));
+    assert_eq!(
+        p["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold")
+    );
+    assert_eq!(ref_name(&p["Threshold"]), Some("LoginFailuresThreshold"));
+    assert_eq!(parameter_default("LoginFailuresThreshold"), "50");
+    // login emits 0 or 1 per attempt, so no data means no logins, not a broken pipeline.
+    assert_eq!(p["TreatMissingData"].as_str(), Some("notBreaching"));
+    assert!(
+        dashboard_metrics()
+            .iter()
+            .any(|m| m.namespace == DEFAULT_NAMESPACE
+                && m.name == metric::LOGIN_FAILURES.name
+                && m.dimensions.get("Function").map(String::as_str)
+                    == Some(functions::login().name)),
+        "the dashboard charts login's failures"
+    );
+}
+
 #[test]
 fn every_route_has_its_function_crate_and_sample_events_and_back() {
     let code = code_routes();
@@ -602,45 +929,115 @@ fn api_keys_and_usage_plan_cover_every_route_but_health() {
             );
         }
     }
-    let (_, plan) = resources_of("AWS::ApiGateway::UsagePlan")
-        .into_iter()
-        .next()
-        .expect("a usage plan");
-    let plan = &plan["Properties"];
-    assert!(!plan["Quota"]["Limit"].is_null() && !plan["Quota"]["Period"].is_null());
+    // Every plan: its own rate and burst, and stricter per-key limits on sign-up and login (each
+    // costs an Argon2id hash), naming real routes only.
     let number = |v: &Value| -> f64 { alarm_value(v).parse().expect("a number") };
-    let (rate, burst) = (
-        number(&plan["Throttle"]["RateLimit"]),
-        number(&plan["Throttle"]["BurstLimit"]),
+    let plans = resources_of("AWS::ApiGateway::UsagePlan");
+    assert!(!plans.is_empty(), "a usage plan");
+    for (id, plan) in &plans {
+        let plan = &plan["Properties"];
+        let (rate, burst) = (
+            number(&plan["Throttle"]["RateLimit"]),
+            number(&plan["Throttle"]["BurstLimit"]),
+        );
+        let stage = &plan["ApiStages"][0];
+        assert_eq!(ref_name(&stage["ApiId"]), Some("UsersApi"), "{id}");
+        let throttles = stage["Throttle"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{id}: per-method throttles"));
+        for route in [functions::login().route, functions::create_user().route] {
+            let key = format!("{}/{}", route.path, route.method);
+            let t = throttles
+                .get(key.as_str())
+                .unwrap_or_else(|| panic!("{id}: a per-method throttle for {key}"));
+            assert!(
+                number(&t["RateLimit"]) < rate && number(&t["BurstLimit"]) < burst,
+                "{id}: {key} is throttled more strictly than reads"
+            );
+        }
+        for key in throttles.keys().map(text) {
+            let (path, method) = key.rsplit_once('/').expect("<path>/<METHOD>");
+            assert!(
+                code_routes()
+                    .values()
+                    .any(|r| r.path == path && r.method == method),
+                "{id}: throttle {key} names no route"
+            );
+        }
+    }
+}
+
+/// The usage plan each API key is on (key logical id → plan logical id), from the UsagePlanKeys.
+fn plans_of_keys() -> BTreeMap<String, String> {
+    let mut plans = BTreeMap::new();
+    for (id, link) in resources_of("AWS::ApiGateway::UsagePlanKey") {
+        let p = &link["Properties"];
+        assert_eq!(p["KeyType"].as_str(), Some("API_KEY"), "{id}");
+        let key = ref_name(&p["KeyId"]).unwrap_or_else(|| panic!("{id}: KeyId is a !Ref"));
+        let plan =
+            ref_name(&p["UsagePlanId"]).unwrap_or_else(|| panic!("{id}: UsagePlanId is a !Ref"));
+        assert!(
+            plans.insert(key.to_owned(), plan.to_owned()).is_none(),
+            "{key} is on one plan"
+        );
+    }
+    plans
+}
+
+#[test]
+fn the_browser_key_has_no_quota_by_default_and_server_consumers_have_their_own_plan() {
+    // Issue 14: the key in every browser is anyone's to copy; with a quota on it, one copier uses
+    // up the period for every user. Quotas are for server-side consumers, on a plan of their own.
+    let plans = plans_of_keys();
+    let keys: BTreeSet<String> = resources_of("AWS::ApiGateway::ApiKey")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        plans.keys().cloned().collect::<BTreeSet<_>>(),
+        keys,
+        "every key is on a plan"
     );
-    let stage = &plan["ApiStages"][0];
-    assert_eq!(ref_name(&stage["ApiId"]), Some("UsersApi"));
-    let throttles = stage["Throttle"]
-        .as_mapping()
-        .expect("per-method throttles");
-    for route in [functions::login().route, functions::create_user().route] {
-        let key = format!("{}/{}", route.path, route.method);
-        let t = throttles
-            .get(key.as_str())
-            .unwrap_or_else(|| panic!("a per-method throttle for {key}"));
-        assert!(
-            number(&t["RateLimit"]) < rate && number(&t["BurstLimit"]) < burst,
-            "{key} is throttled more strictly than reads"
-        );
-    }
-    for key in throttles.keys().map(text) {
-        let (path, method) = key.rsplit_once('/').expect("<path>/<METHOD>");
-        assert!(
-            code_routes()
-                .values()
-                .any(|r| r.path == path && r.method == method),
-            "throttle {key} names no route"
-        );
-    }
+    let browser_plan = plans
+        .get("ApiKey")
+        .expect("the browser-facing key, ApiKey, on a plan");
+    let server_plan = plans
+        .get("ServerApiKey")
+        .expect("a server-side key, ServerApiKey, on a plan");
+    assert_ne!(
+        browser_plan, server_plan,
+        "the server-side key has a plan of its own"
+    );
+
+    // As CloudFormation gets it, at the defaults: no quota on the browser-facing plan.
+    let deployed = translated(&[]);
+    let quota =
+        |plan: &str, deployed: &Json| deployed["Resources"][plan]["Properties"]["Quota"].clone();
+    assert_eq!(
+        quota(browser_plan, &deployed),
+        Json::Null,
+        "{browser_plan}: no quota by default"
+    );
+    let server = &deployed["Resources"][server_plan]["Properties"];
+    assert_eq!(
+        server["Quota"],
+        serde_json::json!({"Limit": parameter_default("QuotaLimit").parse::<u64>().expect("a number"), "Period": parameter_default("QuotaPeriod")}),
+        "{server_plan}: the quota parameters"
+    );
     assert!(
-        !resources_of("AWS::ApiGateway::ApiKey").is_empty()
-            && !resources_of("AWS::ApiGateway::UsagePlanKey").is_empty()
+        server["Throttle"]["RateLimit"].is_number(),
+        "{server_plan}: a per-key throttle"
     );
+    // The browser-facing quota is there only when asked for.
+    let with_quota = translated(&["BrowserQuotaLimit=500000"]);
+    assert_eq!(
+        quota(browser_plan, &with_quota)["Limit"]
+            .to_string()
+            .trim_matches('"'),
+        "500000",
+        "{browser_plan}: BrowserQuotaLimit turns a quota on"
+    );
+    assert_eq!(parameter_default("BrowserQuotaLimit"), "0");
 }
 
 #[test]
@@ -766,9 +1163,15 @@ fn functions_are_built_run_and_limited_as_documented() {
         "SERVICE_NAME",
         "METRICS_NAMESPACE",
         "SENTRY_DSN",
+        "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH",
     ] {
         assert!(!env[name].is_null(), "{name} is set for every function");
     }
+    // Without it lambda_http puts the stage in the path the functions see (and in `Location`).
+    assert_eq!(
+        env["AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"].as_str(),
+        Some("true")
+    );
     assert_eq!(ref_name(&env["SENTRY_DSN"]), Some("SentryDsn"));
     assert_eq!(
         template()["Parameters"]["SentryDsn"]["NoEcho"].as_bool(),
@@ -815,12 +1218,30 @@ fn outputs_say_where_the_api_the_key_and_the_dashboard_are() {
     let outputs = &template()["Outputs"];
     assert!(alarm_value(&outputs["ApiUrl"]["Value"]).starts_with("https://"));
     assert!(alarm_value(&outputs["DashboardUrl"]["Value"]).contains("#dashboards:name="));
-    let command = alarm_value(&outputs["GetApiKeyCommand"]["Value"]);
-    assert!(
-        command.starts_with("aws apigateway get-api-key --api-key resource-ApiKey")
-            && command.contains("--include-value"),
-        "{command}"
-    );
+    for (output, key) in [
+        ("GetApiKeyCommand", "ApiKey"),
+        ("GetServerApiKeyCommand", "ServerApiKey"),
+    ] {
+        let command = alarm_value(&outputs[output]["Value"]);
+        assert!(
+            command.starts_with(&format!(
+                "aws apigateway get-api-key --api-key resource-{key} "
+            )) && command.contains("--include-value"),
+            "{output}: {command}"
+        );
+    }
+    for (output, resource) in [
+        ("ApiKeyId", "ApiKey"),
+        ("ServerApiKeyId", "ServerApiKey"),
+        ("UsagePlanId", "UsagePlan"),
+        ("ServerUsagePlanId", "ServerUsagePlan"),
+    ] {
+        assert_eq!(
+            ref_name(&outputs[output]["Value"]),
+            Some(resource),
+            "{output}"
+        );
+    }
 }
 
 #[test]
@@ -1017,6 +1438,19 @@ fn every_resource_answers_preflights_and_undeclared_methods_itself() {
             parameters["method.response.header.Content-Type"],
             "'application/json'"
         );
+        for (name, value) in SECURITY_HEADERS {
+            assert_eq!(
+                parameters[format!("method.response.header.{name}")],
+                format!("'{value}'"),
+                "ANY {path}: {name}"
+            );
+            assert!(
+                methods["x-amazon-apigateway-any-method"]["responses"]["405"]["headers"]
+                    .get(*name)
+                    .is_some(),
+                "ANY {path}: the 405 method response declares {name}"
+            );
+        }
         let overridden = overridden_headers(template);
         assert_eq!(
             overridden.get("x-request-id").map(String::as_str),
@@ -1077,6 +1511,25 @@ fn gateway_responses_carry_cors_headers_as_the_origin_list_allows() {
                     .get("gatewayresponse.header.Access-Control-Allow-Credentials")
                     .is_none(),
                 "{kind}: no credentials"
+            );
+            for (name, value) in SECURITY_HEADERS {
+                assert_eq!(
+                    headers[format!("gatewayresponse.header.{name}")],
+                    format!("'{value}'"),
+                    "{kind}: {name} as SAM hands it to API Gateway"
+                );
+            }
+            let body = response["responseTemplates"]["application/json"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{kind}: a JSON template"))
+                .replace("$context.requestId", SAMPLE_REQUEST_ID);
+            let body: Json = serde_json::from_str(&body)
+                .unwrap_or_else(|err| panic!("{kind}: SAM's body is not JSON ({err}): {body}"));
+            assert_valid_error_body(&body);
+            assert_eq!(
+                body["status"].to_string(),
+                response["statusCode"].as_str().unwrap_or_default(),
+                "{kind}: the body's status is the one SAM sends"
             );
         }
         // The functions read the same list (CloudFormation resolves the Ref).
@@ -1226,4 +1679,487 @@ fn lambdas_own_log_filter_never_drops_a_line_without_a_level() {
         );
         assert_eq!(settings["AWS_LAMBDA_LOG_FORMAT"], "JSON");
     }
+}
+
+/// A resource of a translated template by type: (logical id, resource); exactly one.
+fn only_resource<'a>(translated: &'a Json, kind: &str) -> (&'a str, &'a Json) {
+    let found: Vec<(&str, &Json)> = translated["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {kind}: {:?}",
+        found.iter().map(|(id, _)| id).collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+/// A condition of a translated template, evaluated: the language extensions have put the
+/// parameters' values in, so an `Fn::Equals` compares two literals.
+fn condition_holds(translated: &Json, name: &str) -> bool {
+    let condition = &translated["Conditions"][name];
+    let equals = condition["Fn::Equals"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} is an Fn::Equals: {condition}"));
+    let literal = |v: &Json| match v {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        other => panic!("{name}: {other} is not a literal"),
+    };
+    literal(&equals[0]) == literal(&equals[1])
+}
+
+#[test]
+fn the_waf_exists_only_when_enabled_and_is_off_by_default() {
+    assert_eq!(parameter_default("EnableWaf"), "false");
+    let (tag, args) =
+        intrinsic(&template()["Conditions"]["WafEnabled"]).expect("a WafEnabled condition");
+    assert_eq!(tag, "Equals");
+    assert_eq!(ref_name(&args[0]), Some("EnableWaf"));
+    assert_eq!(text(&args[1]), "true");
+    let waf: Vec<(String, &Value)> = resources()
+        .iter()
+        .filter(|(_, r)| {
+            r["Type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("AWS::WAFv2::"))
+        })
+        .map(|(id, r)| (text(id), r))
+        .collect();
+    let kinds: BTreeSet<&str> = waf.iter().filter_map(|(_, r)| r["Type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["AWS::WAFv2::WebACL", "AWS::WAFv2::WebACLAssociation"]),
+        "a web ACL and its association"
+    );
+    for (id, resource) in &waf {
+        assert_eq!(
+            resource["Condition"].as_str(),
+            Some("WafEnabled"),
+            "{id} exists only with EnableWaf=true"
+        );
+    }
+    // Nothing that always exists refers to them (a false condition would break the stack).
+    let ids: Vec<&str> = waf.iter().map(|(id, _)| id.as_str()).collect();
+    let translated_off = translated(&[]);
+    assert!(
+        !condition_holds(&translated_off, "WafEnabled"),
+        "off at the defaults"
+    );
+    for (id, resource) in translated_off["Resources"].as_object().expect("Resources") {
+        if resource.get("Condition").is_some() {
+            continue;
+        }
+        let rendered = resource.to_string();
+        for waf_id in &ids {
+            assert!(
+                !rendered.contains(&format!("\"{waf_id}\"")),
+                "{id} refers to {waf_id}, which exists only with EnableWaf=true"
+            );
+        }
+    }
+    assert!(condition_holds(
+        &translated(&["EnableWaf=true"]),
+        "WafEnabled"
+    ));
+}
+
+/// A request as AWS WAF inspects it.
+#[derive(Debug)]
+struct WafRequest {
+    method: &'static str,
+    uri_path: String,
+}
+
+/// `%XX` decoded, as WAF's URL_DECODE does.
+fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Repeated slashes, `.` and inner `..` segments removed, as WAF's NORMALIZE_PATH does.
+fn normalize_path(text: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." if !segments.is_empty() => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let trailing = if text.ends_with('/') && !segments.is_empty() {
+        "/"
+    } else {
+        ""
+    };
+    format!("/{}{trailing}", segments.join("/"))
+}
+
+/// Whether a WAF statement matches `request`: the statements the web ACL's scope-downs use,
+/// evaluated as WAF documents them; any other statement fails the test rather than guessing.
+fn waf_matches(statement: &Json, request: &WafRequest) -> bool {
+    let (kind, body) = statement
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .unwrap_or_else(|| panic!("a statement: {statement}"));
+    let all = |key: &str| {
+        body[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{kind}.{key}"))
+    };
+    match kind.as_str() {
+        "AndStatement" => all("Statements").iter().all(|s| waf_matches(s, request)),
+        "OrStatement" => all("Statements").iter().any(|s| waf_matches(s, request)),
+        "NotStatement" => !waf_matches(&body["Statement"], request),
+        "ByteMatchStatement" => {
+            let field = &body["FieldToMatch"];
+            let mut value = if field.get("Method").is_some() {
+                request.method.to_owned()
+            } else if field.get("UriPath").is_some() {
+                request.uri_path.clone()
+            } else {
+                panic!("a field this test cannot inspect: {field}")
+            };
+            let mut transformations: Vec<&Json> = body["TextTransformations"]
+                .as_array()
+                .expect("TextTransformations")
+                .iter()
+                .collect();
+            transformations.sort_by_key(|t| t["Priority"].as_u64());
+            for t in transformations {
+                value = match t["Type"].as_str() {
+                    Some("NONE") => value,
+                    Some("URL_DECODE") => url_decode(&value),
+                    Some("NORMALIZE_PATH") => normalize_path(&value),
+                    Some("LOWERCASE") => value.to_lowercase(),
+                    other => panic!("a text transformation this test cannot apply: {other:?}"),
+                };
+            }
+            let search = body["SearchString"].as_str().expect("SearchString");
+            match body["PositionalConstraint"].as_str() {
+                Some("EXACTLY") => value == search,
+                Some("STARTS_WITH") => value.starts_with(search),
+                Some("ENDS_WITH") => value.ends_with(search),
+                Some("CONTAINS") => value.contains(search),
+                other => panic!("a positional constraint this test cannot apply: {other:?}"),
+            }
+        }
+        other => panic!("a statement this test cannot evaluate: {other}"),
+    }
+}
+
+#[test]
+fn the_waf_limits_each_client_address_on_login_sign_up_and_everything() {
+    let deployed = translated(&["EnableWaf=true"]);
+    let (acl_id, acl) = only_resource(&deployed, "AWS::WAFv2::WebACL");
+    let acl = &acl["Properties"];
+    assert_eq!(
+        acl["Scope"], "REGIONAL",
+        "API Gateway's web ACLs are regional"
+    );
+    assert!(
+        acl["DefaultAction"]["Allow"].is_object(),
+        "what no rule blocks is allowed"
+    );
+    assert_eq!(
+        acl["VisibilityConfig"]["CloudWatchMetricsEnabled"], true,
+        "{acl_id}: metrics"
+    );
+    let rules = acl["Rules"].as_array().expect("rules");
+    for rule in rules {
+        let name = &rule["Name"];
+        assert_eq!(
+            rule["VisibilityConfig"]["CloudWatchMetricsEnabled"], true,
+            "{name}: metrics"
+        );
+        assert!(
+            rule["VisibilityConfig"]["MetricName"].is_string(),
+            "{name}: a metric name"
+        );
+    }
+    let number = |v: &Json| v.as_f64().unwrap_or_else(|| panic!("a number: {v}"));
+    let window = number(&rules[0]["Statement"]["RateBasedStatement"]["EvaluationWindowSec"]);
+    // Rate-based, per client address, blocking: the contract's 403 request_blocked.
+    let rate_rules: Vec<&Json> = rules
+        .iter()
+        .filter(|r| r["Statement"].get("RateBasedStatement").is_some())
+        .collect();
+    for rule in &rate_rules {
+        let rate = &rule["Statement"]["RateBasedStatement"];
+        let name = &rule["Name"];
+        assert_eq!(
+            rate["AggregateKeyType"], "IP",
+            "{name}: per client address, never a header"
+        );
+        assert!(rule["Action"]["Block"].is_object(), "{name} blocks");
+        assert_eq!(
+            number(&rate["EvaluationWindowSec"]),
+            window,
+            "{name}: one window for all"
+        );
+    }
+    let stage = parameter_default("Stage");
+    let sample_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let request = |method: &'static str, uri_path: String| WafRequest { method, uri_path };
+    for (route, limit) in [
+        (functions::login().route, "WafLoginRateLimit"),
+        (functions::create_user().route, "WafSignUpRateLimit"),
+    ] {
+        let what = format!("{} {}", route.method, route.path);
+        // WAF sees the stage in the path of the execute-api URL.
+        let canonical = request(route.method, format!("/{stage}{}", route.path));
+        let scoped: Vec<&&Json> = rate_rules
+            .iter()
+            .filter(|r| {
+                r["Statement"]["RateBasedStatement"]
+                    .get("ScopeDownStatement")
+                    .is_some_and(|s| waf_matches(s, &canonical))
+            })
+            .collect();
+        assert_eq!(
+            scoped.len(),
+            1,
+            "one rate-based rule for {what} per address"
+        );
+        let rate = &scoped[0]["Statement"]["RateBasedStatement"];
+        assert_eq!(
+            number(&rate["Limit"]).to_string(),
+            parameter_default(limit),
+            "{what}: {limit}"
+        );
+        let scope = &rate["ScopeDownStatement"];
+        // The spellings API Gateway routes to the same method, and the paths of a custom domain.
+        let (head, last) = route.path.split_at(route.path.len() - 1);
+        let last = last.as_bytes()[0];
+        for path in [
+            format!("/{stage}{}/", route.path),
+            format!("/{stage}/{}", route.path),
+            format!("/{stage}{head}%{last:02X}"),
+            route.path.to_owned(),
+            format!("/v1{}", route.path),
+        ] {
+            let r = request(route.method, path);
+            assert!(waf_matches(scope, &r), "{what}'s rule misses {r:?}");
+        }
+        // Nothing else: no other method on the path, no other route.
+        for method in ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            let r = request(method, format!("/{stage}{}", route.path));
+            assert!(!waf_matches(scope, &r), "{what}'s rule counts {r:?}");
+        }
+        for other in code_routes()
+            .values()
+            .filter(|r| (r.method, r.path) != (route.method, route.path))
+        {
+            let r = request(
+                other.method,
+                format!("/{stage}{}", other.path.replace("{id}", sample_id)),
+            );
+            assert!(!waf_matches(scope, &r), "{what}'s rule counts {r:?}");
+        }
+    }
+
+    // A ceiling per address on everything, GET /health included: low enough that one address alone
+    // cannot use up a stage bucket (StageRateLimit per second, shared by every caller).
+    let ceilings: Vec<&&Json> = rate_rules
+        .iter()
+        .filter(|r| {
+            r["Statement"]["RateBasedStatement"]
+                .get("ScopeDownStatement")
+                .is_none()
+        })
+        .collect();
+    assert_eq!(
+        ceilings.len(),
+        1,
+        "one per-address ceiling on every request"
+    );
+    let ceiling = number(&ceilings[0]["Statement"]["RateBasedStatement"]["Limit"]);
+    assert_eq!(ceiling.to_string(), parameter_default("WafIpRateLimit"));
+    let stage_rate: f64 = parameter_default("StageRateLimit")
+        .parse()
+        .expect("a number");
+    assert!(
+        ceiling / window < stage_rate,
+        "one address may send {ceiling} per {window} s, more than the stage's {stage_rate}/s"
+    );
+
+    // AWS's common rule set, its blocks in force.
+    let common: Vec<&Json> = rules
+        .iter()
+        .filter(|r| {
+            r["Statement"]["ManagedRuleGroupStatement"]["Name"] == "AWSManagedRulesCommonRuleSet"
+        })
+        .collect();
+    assert_eq!(common.len(), 1, "AWSManagedRulesCommonRuleSet");
+    assert_eq!(
+        common[0]["Statement"]["ManagedRuleGroupStatement"]["VendorName"],
+        "AWS"
+    );
+    assert!(
+        common[0]["OverrideAction"]["None"].is_object(),
+        "the rule set's own actions apply"
+    );
+    let max_rate_priority = rate_rules
+        .iter()
+        .map(|r| number(&r["Priority"]))
+        .fold(0.0, f64::max);
+    assert!(
+        number(&common[0]["Priority"]) > max_rate_priority,
+        "a flooding address is stopped by the cheap rate rules first"
+    );
+
+    // What the client sees: API Gateway's WAF_FILTERED response, on the contract.
+    let blocked =
+        &rest_api_body(&deployed)["x-amazon-apigateway-gateway-responses"]["WAF_FILTERED"];
+    assert_eq!(blocked["statusCode"], "403");
+    let body: Json = serde_json::from_str(
+        &blocked["responseTemplates"]["application/json"]
+            .as_str()
+            .expect("a body")
+            .replace("$context.requestId", SAMPLE_REQUEST_ID),
+    )
+    .expect("JSON");
+    assert_valid_error_body(&body);
+    assert_eq!(body["code"], "request_blocked");
+    assert!(
+        acl.get("CustomResponseBodies").is_none()
+            && rules
+                .iter()
+                .all(|r| r["Action"]["Block"].get("CustomResponse").is_none()),
+        "no WAF custom response: it would replace the contract body"
+    );
+
+    // The dashboard charts what each rule blocks.
+    let metric_names: BTreeSet<String> = rules
+        .iter()
+        .map(|r| {
+            r["VisibilityConfig"]["MetricName"]
+                .as_str()
+                .expect("a name")
+                .to_owned()
+        })
+        .collect();
+    let charted: Vec<MetricUse> = dashboard_metrics()
+        .into_iter()
+        .filter(|m| m.namespace == "AWS/WAFV2")
+        .collect();
+    let acl_metric =
+        alarm_value(&resources()[acl_id]["Properties"]["VisibilityConfig"]["MetricName"]);
+    for m in &charted {
+        assert_eq!(m.dimensions["WebACL"], acl_metric, "{}", m.source);
+        let rule = &m.dimensions["Rule"];
+        assert!(
+            metric_names.contains(rule) || rule == "ALL",
+            "{}: no rule {rule}",
+            m.source
+        );
+    }
+    let charted_rules: BTreeSet<String> = charted
+        .iter()
+        .map(|m| m.dimensions["Rule"].clone())
+        .collect();
+    assert!(
+        metric_names.is_subset(&charted_rules),
+        "every rule's blocks are charted: {metric_names:?} vs {charted_rules:?}"
+    );
+}
+
+#[test]
+fn the_web_acl_protects_the_stage_whatever_its_name() {
+    // SAM names the stage resource after the stage (UsersApiprodStage): the association refers to
+    // it through SAM's UsersApi.Stage, so it follows the name and is created after the stage.
+    let deployed = translated(&["EnableWaf=true", "Stage=prod"]);
+    let stages: Vec<(&String, &Json)> = deployed["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::ApiGateway::Stage")
+        .collect();
+    assert_eq!(stages.len(), 1, "one stage");
+    let (stage_id, stage) = stages[0];
+    assert_eq!(stage["Properties"]["StageName"], "prod");
+    let (acl_id, _) = only_resource(&deployed, "AWS::WAFv2::WebACL");
+    let (_, association) = only_resource(&deployed, "AWS::WAFv2::WebACLAssociation");
+    let p = &association["Properties"];
+    let arn = p["ResourceArn"]["Fn::Sub"]
+        .as_str()
+        .unwrap_or_else(|| panic!("ResourceArn is an Fn::Sub: {}", p["ResourceArn"]));
+    let (rest_api_id, _) = only_resource(&deployed, "AWS::ApiGateway::RestApi");
+    assert_eq!(
+        arn,
+        format!(
+            "arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/restapis/${{{rest_api_id}}}/stages/${{{stage_id}}}"
+        ),
+        "the association targets the stage resource"
+    );
+    assert_eq!(
+        p["WebACLArn"],
+        serde_json::json!({"Fn::GetAtt": [acl_id, "Arn"]})
+    );
+}
+
+#[test]
+fn health_is_throttled_no_tighter_than_the_stage() {
+    // GET /health has no key, so no usage plan: a stage throttle on it is shared by every caller,
+    // and a tight one lets one client make every uptime checker see 429. It may be generous (the
+    // function caches its check); one noisy client is the WAF ceiling's (the test above).
+    let deployed = translated(&[]);
+    let (_, stage) = only_resource(&deployed, "AWS::ApiGateway::Stage");
+    let settings = stage["Properties"]["MethodSettings"]
+        .as_array()
+        .expect("MethodSettings");
+    let limits = |s: &Json| {
+        (
+            s["ThrottlingRateLimit"].as_f64(),
+            s["ThrottlingBurstLimit"].as_f64(),
+        )
+    };
+    let everything = settings
+        .iter()
+        .find(|s| s["ResourcePath"] == "/*" && s["HttpMethod"] == "*")
+        .expect("a throttle for every method of the stage");
+    let (Some(rate), Some(burst)) = limits(everything) else {
+        panic!("the stage's throttle has a rate and a burst: {everything}")
+    };
+    let health = functions::health().route;
+    let resource_path = format!("/{}", health.path.replace('/', "~1"));
+    let mut applying = 0;
+    for s in settings {
+        let on_path = s["ResourcePath"] == "/*" || s["ResourcePath"] == resource_path.as_str();
+        let on_method = s["HttpMethod"] == "*" || s["HttpMethod"] == health.method;
+        if on_path && on_method {
+            applying += 1;
+            let (r, b) = limits(s);
+            assert!(
+                r.is_none_or(|r| r >= rate) && b.is_none_or(|b| b >= burst),
+                "{s}: GET /health is throttled tighter than the stage ({rate}/s, burst {burst})"
+            );
+        }
+    }
+    assert!(applying >= 1, "a stage throttle applies to GET /health");
 }
