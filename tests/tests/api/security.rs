@@ -40,6 +40,12 @@ fn spoofed(sample: Value, ip: &str, n: usize) -> Value {
     )
 }
 
+/// A login for `email` with `password` from the client address `ip`.
+async fn login_from(h: &Harness, email: &str, password: &str, ip: &str) -> Reply {
+    h.invoke(functions::login(), from(login_event(email, password), ip))
+        .await
+}
+
 /// How many DynamoDB calls an invocation made (its EMF `DynamoDbLatency` values).
 fn dynamodb_calls(reply: &Reply) -> usize {
     match &reply.emf["DynamoDbLatency"] {
@@ -180,12 +186,11 @@ async fn twenty_parallel_wrong_guesses_for_one_pair_get_at_most_the_limits_hashe
     let replies = futures::future::join_all((0..20).map(|n| {
         let h = h.clone();
         async move {
-            h.invoke(
-                functions::login(),
-                from(
-                    login_event("ada@example.com", &format!("guess number {n}")),
-                    ATTACKER,
-                ),
+            login_from(
+                &h,
+                "ada@example.com",
+                &format!("guess number {n}"),
+                ATTACKER,
             )
             .await
         }
@@ -210,26 +215,12 @@ async fn the_email_ceiling_spares_the_addresses_the_owner_signed_in_from() {
     let h = Harness::new().await;
     sign_up(&h, "ada@example.com", "correct horse battery").await;
     // The owner signs in from home: that pair is trusted from now on.
-    let home = h
-        .invoke(
-            functions::login(),
-            from(
-                login_event("ada@example.com", "correct horse battery"),
-                HOME,
-            ),
-        )
-        .await;
+    let home = login_from(&h, "ada@example.com", "correct horse battery", HOME).await;
     assert_eq!(home.status, 200, "{home:#?}");
     // The same first step for an unknown email (a failure, from the same address).
-    h.invoke(
-        functions::login(),
-        from(
-            login_event("nobody@example.com", "correct horse battery"),
-            HOME,
-        ),
-    )
-    .await
-    .assert_error(401, "invalid_credentials");
+    login_from(&h, "nobody@example.com", "correct horse battery", HOME)
+        .await
+        .assert_error(401, "invalid_credentials");
 
     // A distributed attack: ten addresses, five guesses each, for both emails, interleaved.
     // Each email has one attempt counted already, so the 50th guess meets the ceiling.
@@ -238,18 +229,8 @@ async fn the_email_ceiling_spares_the_addresses_the_owner_signed_in_from() {
         for guess in 0..5 {
             let ip = format!("198.51.100.{}", 10 + address);
             let password = format!("guess {address} {guess}");
-            let known = h
-                .invoke(
-                    functions::login(),
-                    from(login_event("ada@example.com", &password), &ip),
-                )
-                .await;
-            let unknown = h
-                .invoke(
-                    functions::login(),
-                    from(login_event("nobody@example.com", &password), &ip),
-                )
-                .await;
+            let known = login_from(&h, "ada@example.com", &password, &ip).await;
+            let unknown = login_from(&h, "nobody@example.com", &password, &ip).await;
             assert_eq!(visible(&known), visible(&unknown), "{ip} guess {guess}");
             statuses.push(known.status);
         }
@@ -268,15 +249,7 @@ async fn the_email_ceiling_spares_the_addresses_the_owner_signed_in_from() {
     known.assert_error(429, "too_many_attempts");
     assert_eq!(visible(&known), visible(&unknown));
     // ...while the owner, from home, still signs in.
-    let again = h
-        .invoke(
-            functions::login(),
-            from(
-                login_event("ada@example.com", "correct horse battery"),
-                HOME,
-            ),
-        )
-        .await;
+    let again = login_from(&h, "ada@example.com", "correct horse battery", HOME).await;
     assert_eq!(again.status, 200, "{again:#?}");
     let trust = h.items_with_prefix("LOGIN#pair#").await;
     let marks: Vec<&Item> = trust
