@@ -7,6 +7,8 @@
 //! - [`request`] and [`json`]: what a handler sees of a request; body limits, content type, JSON
 //!   parsing into domain types with per-field errors.
 //! - [`response`]: JSON responses and the headers every response carries.
+//! - [`auth`]: the bearer session behind every authenticated route, and "your own account only".
+//! - [`login_guard`]: the login limits around every password check (login, password change).
 //! - [`cors`]: which browser origins may read the answers (tower-http's CORS layer, configured).
 //! - [`domain`]: emails, names, passwords (Argon2id), sessions, users, the login limit.
 //! - [`store`]: the DynamoDB table and how its failures are classified.
@@ -17,6 +19,7 @@
 //! - [`telemetry`]: logs, JSON in Lambda and pretty locally.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod deadline;
@@ -24,6 +27,7 @@ pub mod domain;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod login_guard;
 pub mod metric;
 pub mod request;
 pub mod response;

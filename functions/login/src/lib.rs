@@ -13,12 +13,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use shared::{
     ApiError, ApiRequest, App, HandlerResult, Route, StatusCode,
-    domain::{
-        ClientAddress, Email, Limit, LoginCounters, LoginLimit, Password, SESSION_TTL, Session,
-        SessionToken, UserId,
-    },
+    domain::{Email, Password, SESSION_TTL, Session, SessionToken, UserId},
     json::JsonObject,
-    metric, response,
+    login_guard::LoginAttempt,
+    response,
 };
 
 /// The route this function serves.
@@ -53,45 +51,9 @@ pub fn parse(mut body: JsonObject) -> Result<Credentials, ApiError> {
 pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     let Credentials { email, password } = parse(req.json_object()?)?;
 
-    let now = chrono::Utc::now();
-    let address = ClientAddress::from_source_ip(req.source_ip());
-    let counters = LoginCounters::new(&email, &address, now);
-    let window = counters.window;
-    let refuse = |limit: Limit| {
-        let retry_after = window.retry_after(now);
-        tracing::info!(
-            email = ?email,
-            limit = limit.as_str(),
-            retry_after_s = retry_after.as_secs(),
-            "login throttled"
-        );
-        ApiError::TooManyAttempts { retry_after }
-    };
     let store = &app.store;
     let deadline = req.deadline();
-    let address_failures = store
-        .login_failures(&counters.address, window, deadline)
-        .await?;
-    if address_failures >= LoginLimit::PER_ADDRESS_FAILURES {
-        return Err(refuse(Limit::Address));
-    }
-    let pair_limit = Some(LoginLimit::PER_PAIR);
-    if !store
-        .reserve_login_attempt(&counters.pair, window, pair_limit, deadline)
-        .await?
-    {
-        return Err(refuse(Limit::Pair));
-    }
-    let email_limit = Some(LoginLimit::PER_EMAIL);
-    if !store
-        .reserve_login_attempt(&counters.email, window, email_limit, deadline)
-        .await?
-        // At the ceiling, a pair that signed in before may still try (uncounted: the count only
-        // matters up to the ceiling). Read only here, so every other path makes the same calls.
-        && !store.login_trusted(&counters.pair, now, deadline).await?
-    {
-        return Err(refuse(Limit::Email));
-    }
+    let attempt = LoginAttempt::reserve(store, &email, req.source_ip(), deadline).await?;
 
     // The same reads whether the email is known or not: an unknown email reads a user id nobody
     // has, so the number of DynamoDB calls (and their time) does not tell the two apart.
@@ -105,36 +67,23 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     let user = match user {
         Some(user) if verified => user,
         _ => {
-            metric::LOGIN_FAILURES.count(1);
             // Counted for unknown emails too, the same way, so the answers stay the same.
-            let failures = store
-                .count_login_failure(&counters.address, window, deadline)
-                .await?;
+            let address_failures = attempt.failed(store, deadline).await?;
             tracing::info!(
                 email = ?email,
                 known_email = user.is_some(),
-                address_failures = failures,
+                address_failures,
                 "login refused"
             );
-            if failures == LoginLimit::PER_ADDRESS_FAILURES {
-                // Once per address and window; no email: they may be many people's.
-                tracing::warn!(
-                    source_ip = address.as_str(),
-                    failures,
-                    window_s = LoginLimit::WINDOW.as_secs(),
-                    "password spraying suspected: this address is refused logins until the window ends"
-                );
-            }
             return Err(ApiError::InvalidCredentials);
         }
     };
-    metric::LOGIN_FAILURES.count(0);
 
     let token = SessionToken::generate()?;
-    let session = Session::start(&token, user.id.clone(), chrono::Utc::now());
+    let session = Session::start(&token, &user, chrono::Utc::now());
     tokio::try_join!(
-        store.put_session(&session, deadline),
-        store.login_succeeded(&counters.pair, window, now, deadline),
+        async { Ok::<_, ApiError>(store.put_session(&session, deadline).await?) },
+        attempt.succeeded(store, deadline),
     )?;
     tracing::info!(user_id = %user.id, "session started");
     Ok(response::json(

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::domain::UserId;
+use crate::domain::{User, UserId};
 
 /// The operating system gave no randomness for a token (a 500).
 #[derive(Debug, thiserror::Error)]
@@ -114,19 +114,31 @@ pub struct Session {
     pub token_hash: TokenHash,
     /// Whose session it is.
     pub user_id: UserId,
+    /// The user's session generation when it started: valid only while the user's is the same
+    /// ([`crate::store`] says why).
+    pub generation: u64,
     /// When it stops being valid; also the table's TTL attribute.
     pub expires_at: DateTime<Utc>,
 }
 
 impl Session {
-    /// A new session for `user_id`, starting `now`.
-    pub fn start(token: &SessionToken, user_id: UserId, now: DateTime<Utc>) -> Self {
+    /// A new session for `user` (of its current session generation), starting `now`.
+    pub fn start(token: &SessionToken, user: &User, now: DateTime<Utc>) -> Self {
         let ttl = chrono::Duration::from_std(SESSION_TTL).unwrap_or(chrono::Duration::hours(1));
         Self {
             token_hash: token.hash(),
-            user_id,
+            user_id: user.id.clone(),
+            generation: user.session_generation,
             expires_at: now + ttl,
         }
+    }
+
+    /// Whether this session still admits its user at `now`: not expired, and of the user's
+    /// current session generation (a password change or a deletion ends the others).
+    pub fn admits(&self, user: &User, now: DateTime<Utc>) -> bool {
+        self.is_valid_at(now)
+            && self.user_id == user.id
+            && self.generation == user.session_generation
     }
 
     /// DynamoDB deletes expired items up to days late, so expiry is checked on every read.
@@ -180,11 +192,37 @@ mod tests {
         );
     }
 
+    fn ada() -> User {
+        User::new(
+            crate::domain::Email::parse("ada@example.com").unwrap(),
+            crate::domain::UserName::parse("Ada").unwrap(),
+            crate::domain::PasswordHash::from_stored("$argon2id$stub".to_owned()),
+        )
+    }
+
     #[test]
     fn sessions_expire() {
         let now = Utc::now();
-        let session = Session::start(&SessionToken::generate().unwrap(), UserId::generate(), now);
+        let session = Session::start(&SessionToken::generate().unwrap(), &ada(), now);
         assert!(session.is_valid_at(now));
         assert!(!session.is_valid_at(now + chrono::Duration::hours(1)));
+    }
+
+    #[test]
+    fn a_session_admits_only_its_user_of_the_same_generation() {
+        let now = Utc::now();
+        let mut user = ada();
+        let session = Session::start(&SessionToken::generate().unwrap(), &user, now);
+        assert!(session.admits(&user, now));
+        assert!(
+            !session.admits(&user, now + chrono::Duration::hours(1)),
+            "expired"
+        );
+        assert!(!session.admits(&ada(), now), "another user");
+        user.session_generation += 1;
+        assert!(
+            !session.admits(&user, now),
+            "a password change moved the generation on"
+        );
     }
 }

@@ -96,6 +96,8 @@ pub struct User {
     pub password_hash: PasswordHash,
     /// When the account was created, in milliseconds.
     pub created_at: DateTime<Utc>,
+    /// Sessions of another generation are void; a password change moves it on.
+    pub session_generation: u64,
 }
 
 impl User {
@@ -107,6 +109,7 @@ impl User {
             name,
             password_hash,
             created_at: Utc::now(),
+            session_generation: 0,
         }
     }
 

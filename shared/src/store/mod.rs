@@ -55,6 +55,7 @@ mod attr {
     pub const EXPIRES_AT: &str = "expires_at";
     pub const FAILURES: &str = "failures";
     pub const ATTEMPTS: &str = "attempts";
+    pub const SESSION_GENERATION: &str = "session_generation";
 }
 
 /// The partition and sort keys of each item kind.
@@ -114,6 +115,10 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+fn n(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
 fn key((pk, sk): (String, impl Into<String>)) -> Item {
     HashMap::from([(attr::PK.to_owned(), s(pk)), (attr::SK.to_owned(), s(sk))])
 }
@@ -166,6 +171,10 @@ impl Store {
                 s(user.password_hash.as_str()),
             ),
             (attr::CREATED_AT.to_owned(), s(timestamp(&user.created_at))),
+            (
+                attr::SESSION_GENERATION.to_owned(),
+                n(user.session_generation),
+            ),
         ]);
         let mut email_item = key(keys::email(&user.email));
         email_item.extend([
@@ -267,6 +276,7 @@ impl Store {
                     .ok()
                     .map(|at| at.with_timezone(&Utc))
             })?,
+            session_generation: item.generation()?,
         }))
     }
 
@@ -281,6 +291,7 @@ impl Store {
         item.extend([
             (attr::ENTITY.to_owned(), s("session")),
             (attr::USER_ID.to_owned(), s(session.user_id.as_str())),
+            (attr::SESSION_GENERATION.to_owned(), n(session.generation)),
             (
                 attr::EXPIRES_AT.to_owned(),
                 AttributeValue::N(session.expires_at.timestamp().to_string()),
@@ -312,6 +323,7 @@ impl Store {
         Ok(Some(Session {
             token_hash: hash.clone(),
             user_id: item.parsed(attr::USER_ID, UserId::parse)?,
+            generation: item.generation()?,
             expires_at: item.time(attr::EXPIRES_AT)?,
         }))
     }
@@ -603,6 +615,17 @@ impl<'a> Read<'a> {
         self.number(name)
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| self.malformed(name))
+    }
+
+    /// The session generation (of a user or a session); 0 for items written before it existed.
+    fn generation(&self) -> Result<u64, StoreError> {
+        match self.item.get(attr::SESSION_GENERATION) {
+            None => Ok(0),
+            Some(_) => self
+                .number(attr::SESSION_GENERATION)
+                .and_then(|g| u64::try_from(g).ok())
+                .ok_or_else(|| self.malformed(attr::SESSION_GENERATION)),
+        }
     }
 
     /// A time stored as epoch seconds (the TTL attribute's form).

@@ -54,10 +54,20 @@ async fn without_a_valid_token_the_answer_is_401_with_a_bearer_challenge() {
     let (id, token) = ada_signed_in(&h).await;
     let expired = SessionToken::generate().expect("randomness");
     let long_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+    let ada = h
+        .app
+        .store
+        .user_by_id(
+            &UserId::parse(&id).expect("a user id"),
+            shared::store::Deadline::NONE,
+        )
+        .await
+        .expect("read")
+        .expect("Ada");
     h.app
         .store
         .put_session(
-            &Session::start(&expired, UserId::parse(&id).expect("a user id"), long_ago),
+            &Session::start(&expired, &ada, long_ago),
             shared::store::Deadline::NONE,
         )
         .await
