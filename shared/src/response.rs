@@ -33,6 +33,13 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Bod
     response
 }
 
+/// A 204 No Content: no body, no content type.
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
 /// Sets `x-request-id`. An id that is not a valid header value (it never is from API Gateway or
 /// Lambda) is left out rather than failing the response.
 pub fn set_request_id(response: &mut Response<Body>, request_id: &str) {

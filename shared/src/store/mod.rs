@@ -17,6 +17,7 @@
 //! the one retry policy in [`retry`], bounded by the invocation's [`Deadline`], which each method
 //! takes explicitly; [`Store::call`] is the one place a request is sent.
 
+mod account;
 pub mod error;
 pub mod retry;
 
@@ -263,21 +264,7 @@ impl Store {
         let Some(item) = self.get(OP, keys::user(id), deadline).await? else {
             return Ok(None);
         };
-        let item = Read::new(&item, OP, "user");
-        Ok(Some(User {
-            id: item.parsed(attr::ID, UserId::parse)?,
-            email: item.parsed(attr::EMAIL, |v| Email::parse(v).ok())?,
-            name: item.parsed(attr::NAME, |v| UserName::parse(v).ok())?,
-            password_hash: item.parsed(attr::PASSWORD_HASH, |v| {
-                Some(PasswordHash::from_stored(v.to_owned()))
-            })?,
-            created_at: item.parsed(attr::CREATED_AT, |v| {
-                DateTime::parse_from_rfc3339(v)
-                    .ok()
-                    .map(|at| at.with_timezone(&Utc))
-            })?,
-            session_generation: item.generation()?,
-        }))
+        user_from(&item, OP).map(Some)
     }
 
     /// Stores a session; `expires_at` is also the table's TTL attribute.
@@ -634,6 +621,25 @@ impl<'a> Read<'a> {
             .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
             .ok_or_else(|| self.malformed(name))
     }
+}
+
+/// A user item as a [`User`].
+fn user_from(item: &Item, op: &'static str) -> Result<User, StoreError> {
+    let item = Read::new(item, op, "user");
+    Ok(User {
+        id: item.parsed(attr::ID, UserId::parse)?,
+        email: item.parsed(attr::EMAIL, |v| Email::parse(v).ok())?,
+        name: item.parsed(attr::NAME, |v| UserName::parse(v).ok())?,
+        password_hash: item.parsed(attr::PASSWORD_HASH, |v| {
+            Some(PasswordHash::from_stored(v.to_owned()))
+        })?,
+        created_at: item.parsed(attr::CREATED_AT, |v| {
+            DateTime::parse_from_rfc3339(v)
+                .ok()
+                .map(|at| at.with_timezone(&Utc))
+        })?,
+        session_generation: item.generation()?,
+    })
 }
 
 /// The names and values every counter update uses: the entity, the TTL at the window's end and

@@ -10,6 +10,7 @@ mod events;
 mod get_user;
 mod health;
 mod hostile_input;
+mod lifecycle;
 mod login;
 mod panics;
 mod resilience;
