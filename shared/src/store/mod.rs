@@ -2,15 +2,18 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | user | `USER#<id>` | `PROFILE` | id, email, name, password_hash, created_at |
+//! | user | `USER#<id>` | `PROFILE` | id, email, name, password_hash, created_at, session_generation |
 //! | email uniqueness | `EMAIL#<normalised email>` | `EMAIL` | user_id |
-//! | session | `SESSION#<sha256 of token>` | `SESSION` | user_id, expires_at (TTL, epoch seconds) |
+//! | session | `SESSION#<sha256 of token>` | `SESSION` | user_id, session_generation, expires_at (TTL, epoch seconds) |
 //! | login counter | `LOGIN#<kind>#<sha256>` (kind `pair`, `email` or `address`) | `WINDOW#<n>` | attempts or failures, expires_at (TTL: the window's end) |
 //! | login trust | `LOGIN#pair#<sha256>` | `TRUSTED` | expires_at (TTL: 30 days after the last success) |
 //!
 //! The user and its email item are written in one transaction, each with `attribute_not_exists(pk)`,
 //! so two sign-ups with one email cannot both succeed whatever their timing. Login and the
 //! duplicate check read the email item with a strongly consistent GetItem, never an index.
+//!
+//! A session admits its user only while their `session_generation`s are equal; `store/account.rs` says
+//! why revoking is a generation and not a list of sessions, and how a delete stays whole.
 //!
 //! Every storage failure becomes a [`StoreError`] next to the call that failed, with what we were
 //! doing, its [`ErrorKind`] and whether it is worth retrying ([`error`]). Every call goes through
