@@ -26,8 +26,8 @@ pub struct PasswordChange {
     pub new: Password,
 }
 
-/// The body as a [`PasswordChange`], or a 422 naming every problem. Public so the fuzzer checks
-/// this very function.
+/// The body as a [`PasswordChange`], or a 422 naming every problem (the fuzzer covers `JsonObject`
+/// and both password rules).
 pub fn parse(mut body: JsonObject) -> Result<PasswordChange, ApiError> {
     let current = body.required("current_password", Password::parse_login);
     let new = body.required("new_password", Password::parse_new);

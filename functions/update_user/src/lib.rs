@@ -12,7 +12,7 @@ use shared::{
 /// The route this function serves.
 pub const ROUTE: Route = Route::new("PATCH", "/users/{id}");
 
-/// The new name, or a 422 naming every problem. Public so the fuzzer checks this very function.
+/// The new name, or a 422 naming every problem (the fuzzer covers `JsonObject` and `UserName`).
 pub fn parse(mut body: JsonObject) -> Result<UserName, ApiError> {
     let name = body.required("name", UserName::parse);
     let (name,) = body.finish((name,))?;
