@@ -75,7 +75,7 @@ pub enum ApiError {
     /// 405: the route does not serve this method; `Allow` names the ones it does.
     #[error("Method not allowed")]
     MethodNotAllowed {
-        /// The one method the function serves (`OPTIONS`, answered for CORS, is added to `Allow`).
+        /// The methods the path serves (`OPTIONS`, answered for CORS, is added to `Allow`).
         allow: &'static str,
     },
 

@@ -27,6 +27,16 @@ impl Route {
         Self { method, path }
     }
 
+    /// Every method the route's path serves, comma-separated and sorted (the `Allow` of a 405, before
+    /// `OPTIONS`): from openapi.yaml, read at build time; this route's own method if the path is
+    /// not there.
+    pub fn path_methods(&self) -> &'static str {
+        PATH_METHODS
+            .iter()
+            .find(|(path, _)| *path == self.path)
+            .map_or(self.method, |(_, methods)| methods)
+    }
+
     /// Matches `path` against this template from its end, so that a stage prefix (`/prod/users/1`)
     /// or the local `/lambda-url/<function>` prefix does not matter. Returns the value of `name`.
     fn param_from_path<'p>(&self, path: &'p str, name: &str) -> Option<&'p str> {
@@ -45,6 +55,8 @@ impl Route {
         found.filter(|s| !s.is_empty())
     }
 }
+
+include!(concat!(env!("OUT_DIR"), "/path_methods.rs"));
 
 impl std::fmt::Display for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -203,7 +203,7 @@ async fn serve<H: Handler>(
                 // API Gateway answers undeclared methods itself; this is the same answer for a
                 // request that reaches the function anyway.
                 return Err(ApiError::MethodNotAllowed {
-                    allow: invocation.route.method,
+                    allow: invocation.route.path_methods(),
                 });
             }
             match app {

@@ -521,3 +521,31 @@ async fn a_persistent_outage_is_a_503_with_retry_after_after_three_calls_at_most
         "nothing changed"
     );
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_serve_names_every_method_the_path_does() {
+    let h = Harness::new().await;
+    let api = Lifecycle::start(&h, &[]).await;
+    for (function, allow) in [
+        ("update_user", "DELETE,GET,PATCH,OPTIONS"),
+        ("delete_user", "DELETE,GET,PATCH,OPTIONS"),
+        ("get_user", "DELETE,GET,PATCH,OPTIONS"),
+        ("change_password", "PUT,OPTIONS"),
+        ("logout", "POST,OPTIONS"),
+    ] {
+        let sample = if function == "get_user" {
+            let mut sample = event("update_user", "method_not_allowed");
+            sample["httpMethod"] = Value::from("POST");
+            sample
+        } else {
+            event(function, "method_not_allowed")
+        };
+        let refused = api.call(function, sample).await;
+        refused.error(405, "method_not_allowed");
+        assert_eq!(
+            refused.headers.get("allow").map(String::as_str),
+            Some(allow),
+            "{function}: the path's methods, as openapi.yaml (and API Gateway's ANY mock) name them"
+        );
+    }
+}
