@@ -1564,6 +1564,35 @@ fn the_dev_gateway_answers_preflights_as_the_template_does() {
     }
 }
 
+#[test]
+fn the_dev_gateway_routes_what_the_template_deploys() {
+    // scripts/dev_gateway.py reads its routes from template.yaml (make dev has no list of its own);
+    // this holds its reading of the template to this test's.
+    let output = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("scripts/dev_gateway.py"))
+        .arg("--routes")
+        .current_dir(root())
+        .output()
+        .expect("scripts/dev_gateway.py runs");
+    assert!(
+        output.status.success(),
+        "dev_gateway.py --routes failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let served: BTreeSet<(String, String, String)> =
+        serde_json::from_slice(&output.stdout).expect("the routes, as JSON");
+    let deployed: BTreeSet<(String, String, String)> = template_functions()
+        .into_iter()
+        .flat_map(|f| {
+            f.routes
+                .into_iter()
+                .map(move |(method, path, _)| (method, path, f.krate.clone()))
+        })
+        .collect();
+    assert!(!deployed.is_empty(), "template.yaml deploys routes");
+    assert_eq!(served, deployed, "make dev serves the deployed routes");
+}
+
 /// Evaluates `value` from the template for the parameters `parameters` (others at their
 /// defaults): scalars, `!Ref` of a parameter, `!Sub` of parameters, `!If`, `!Equals`, `!Or`, `!And`, `!Not` and
 /// conditions by name. Enough for the settings a test runs a function with.
