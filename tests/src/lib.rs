@@ -21,7 +21,9 @@
 pub mod contract;
 pub mod fault_proxy;
 pub mod runtime_api;
+pub mod samples;
 pub mod sentry_sink;
+pub mod template;
 
 pub use fault_proxy::{Fault, FaultProxy, Plan};
 pub use test_support::root;
@@ -58,28 +60,6 @@ pub fn event(function: &str, case: &str) -> Value {
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
     serde_json::from_str(&text)
         .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()))
-}
-
-/// Every sample event, as (function, case).
-pub fn all_events() -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let dir = root().join("events");
-    for function in std::fs::read_dir(&dir).expect("events/ exists") {
-        let function = function.expect("readable events/");
-        for case in std::fs::read_dir(function.path()).expect("readable events/<function>") {
-            let path = case.expect("readable event").path();
-            if path.extension().is_some_and(|e| e == "json") {
-                found.push((
-                    function.file_name().to_string_lossy().into_owned(),
-                    path.file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 fn required_env(name: &str) -> String {
