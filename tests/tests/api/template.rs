@@ -2,21 +2,24 @@
 //! dashboard and alarms against the metrics the shared crate emits; routes against functions/ and
 //! events/; function settings against the retry policy. Nothing here reaches AWS.
 //!
-//! The facts come from the code (`shared::metric::ALL`, `shared::telemetry::emf`, each function's
-//! `ROUTE`, `RetryPolicy::default()`), not from copies of it.
+//! The facts come from the code and the workspace (`shared::metric::ALL`, `shared::telemetry::emf`,
+//! `RetryPolicy::default()`, the function crates cargo metadata lists, openapi.yaml, events/), not
+//! from copies of them. Routes are the template's own (each function's `Api` event); the events
+//! test holds each crate's `ROUTE` to them.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     process::Command,
-    sync::OnceLock,
     time::Duration,
 };
 
-use api_tests::{DEFAULT_INVOCATION_TIME, assert_valid_error_body, functions, root};
+use api_tests::{
+    DEFAULT_INVOCATION_TIME, assert_valid_error_body, functions, root,
+    template::{Route, TemplateFunction, resources, template, text},
+};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 use shared::{
-    Route,
     config::{DEFAULT_NAMESPACE, DEFAULT_SERVICE},
     metric,
     store::{RetryPolicy, retry::MIN_ATTEMPT_TIME},
@@ -73,21 +76,6 @@ const SAMPLE_CONTEXT: &[(&str, &str)] = &[
     ("$context.stage", "dev"),
 ];
 
-fn template() -> &'static Value {
-    static TEMPLATE: OnceLock<Value> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let path = root().join("template.yaml");
-        let text = std::fs::read_to_string(&path).expect("template.yaml is readable");
-        serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
-    })
-}
-
-fn resources() -> &'static serde_yaml_ng::Mapping {
-    template()["Resources"]
-        .as_mapping()
-        .expect("template.yaml has Resources")
-}
-
 /// A short-form intrinsic (`!Ref X`) as (tag without `!`, value).
 fn intrinsic(value: &Value) -> Option<(String, &Value)> {
     match value {
@@ -103,15 +91,6 @@ fn ref_name(value: &Value) -> Option<&str> {
     match intrinsic(value) {
         Some((tag, target)) if tag == "Ref" => target.as_str(),
         _ => None,
-    }
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        other => panic!("expected a scalar, found {other:?}"),
     }
 }
 
@@ -138,64 +117,30 @@ fn function_property<'a>(function: &'a Value, name: &str) -> &'a Value {
     }
 }
 
-/// Every function crate's route, from the code.
-fn code_routes() -> BTreeMap<&'static str, Route> {
-    [
-        (functions::health().name, functions::health().route),
-        (
-            functions::create_user().name,
-            functions::create_user().route,
-        ),
-        (functions::login().name, functions::login().route),
-        (functions::get_user().name, functions::get_user().route),
-    ]
-    .into_iter()
-    .collect()
-}
-
-/// A function declared in template.yaml.
-#[derive(Debug)]
-struct TemplateFunction {
-    logical_id: String,
-    /// The crate, from `CodeUri: functions/<crate>`.
-    krate: String,
-    resource: &'static Value,
-    routes: Vec<(String, String, Option<bool>)>,
-}
-
-fn template_functions() -> Vec<TemplateFunction> {
-    resources_of("AWS::Serverless::Function")
+/// The function crates, from cargo metadata (what the template must deploy).
+fn crates() -> BTreeSet<String> {
+    test_support::functions::names()
         .into_iter()
-        .map(|(logical_id, resource)| {
-            let code_uri = resource["Properties"]["CodeUri"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{logical_id}: CodeUri is a path"));
-            let krate = code_uri
-                .strip_prefix("functions/")
-                .unwrap_or_else(|| {
-                    panic!("{logical_id}: CodeUri {code_uri} is not functions/<name>")
-                })
-                .to_owned();
-            let routes = resource["Properties"]["Events"]
-                .as_mapping()
-                .into_iter()
-                .flatten()
-                .filter(|(_, e)| e["Type"].as_str() == Some("Api"))
-                .map(|(_, e)| {
-                    let p = &e["Properties"];
-                    (
-                        text(&p["Method"]).to_ascii_uppercase(),
-                        text(&p["Path"]),
-                        p["Auth"]["ApiKeyRequired"].as_bool(),
-                    )
-                })
-                .collect();
-            TemplateFunction {
-                logical_id,
-                krate,
-                resource,
-                routes,
-            }
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The functions template.yaml deploys.
+fn template_functions() -> Vec<TemplateFunction> {
+    api_tests::template::functions()
+}
+
+/// The route each deployed function serves, by function (its one `Api` event).
+fn routes() -> BTreeMap<String, Route> {
+    template_functions()
+        .into_iter()
+        .map(|f| match f.routes.as_slice() {
+            [(route, _)] => (f.dir.clone(), route.clone()),
+            other => panic!(
+                "{}: one Api event per function, not {}",
+                f.logical_id,
+                other.len()
+            ),
         })
         .collect()
 }
@@ -469,11 +414,8 @@ fn the_metrics_namespace_and_service_defaults_are_the_codes() {
 
 #[test]
 fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
-    let functions: BTreeSet<&str> = code_routes().keys().copied().collect();
-    let routes: BTreeSet<String> = code_routes()
-        .values()
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let functions = crates();
+    let routes: BTreeSet<String> = routes().values().map(ToString::to_string).collect();
     let emitted: BTreeSet<&str> = metric::ALL.iter().map(|m| m.name).collect();
     let dimension_sets: Vec<BTreeSet<&str>> = DIMENSION_SETS
         .iter()
@@ -717,12 +659,21 @@ fn the_alarms_issue_14_names_exist_on_aws_own_metrics() {
 
 #[test]
 fn per_function_alarms_cover_every_function() {
-    // The functions the template deploys (every crate under functions/, by the route test).
-    let functions: BTreeSet<String> = template_functions()
-        .into_iter()
+    // The functions the template deploys: every function crate (cargo metadata), no other
+    // (every_endpoint_has_its_four_pieces names a missing one).
+    let deployed: Vec<TemplateFunction> = template_functions();
+    assert_eq!(
+        deployed
+            .iter()
+            .map(|f| f.dir.clone())
+            .collect::<BTreeSet<_>>(),
+        crates(),
+        "the template deploys the function crates"
+    );
+    let functions: BTreeSet<String> = deployed
+        .iter()
         .map(|f| format!("resource-{}", f.logical_id))
         .collect();
-    assert_eq!(functions.len(), code_routes().len());
     for (id, name) in [
         ("LambdaErrorsAlarm", "Errors"),
         ("LambdaThrottlesAlarm", "Throttles"),
@@ -871,47 +822,144 @@ fn failed_logins_have_an_alarm_for_spraying_and_stuffing() {
     );
 }
 
-#[test]
-fn every_route_has_its_function_crate_and_sample_events_and_back() {
-    let code = code_routes();
-    let declared = template_functions();
-    let mut seen = BTreeSet::new();
-    for f in &declared {
-        let route = code
-            .get(f.krate.as_str())
-            .unwrap_or_else(|| panic!("{}: no function crate {}", f.logical_id, f.krate));
-        assert!(
-            root()
-                .join("functions")
-                .join(&f.krate)
-                .join("Cargo.toml")
-                .exists(),
-            "functions/{}/Cargo.toml",
-            f.krate
-        );
-        let events = std::fs::read_dir(root().join("events").join(&f.krate))
-            .map(|dir| dir.filter_map(Result::ok).count())
-            .unwrap_or(0);
-        assert!(events > 0, "events/{}/ has no sample events", f.krate);
-        assert_eq!(
-            f.routes
-                .iter()
-                .map(|(m, p, _)| (m.as_str(), p.as_str()))
-                .collect::<Vec<_>>(),
-            vec![(route.method, route.path)],
-            "{}: the template's route is the crate's ROUTE",
-            f.logical_id
-        );
-        seen.insert(f.krate.clone());
+/// The operations of openapi.yaml, as routes.
+fn openapi_routes() -> BTreeSet<Route> {
+    let mut routes = BTreeSet::new();
+    for (path, item) in api_tests::contract::document()["paths"]
+        .as_object()
+        .expect("openapi.yaml has paths")
+    {
+        for method in item.as_object().expect("a path item").keys() {
+            routes.insert(Route {
+                method: method.to_ascii_uppercase(),
+                path: path.clone(),
+            });
+        }
     }
-    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
-        .expect("functions/")
+    routes
+}
+
+/// What is missing for each endpoint: a function is its crate under functions/, its function in
+/// template.yaml (with its one route), its operation in openapi.yaml and its sample events. Every
+/// other list (workspace members, the dev gateway's routes, the build and bench lists, the tests'
+/// function list) is derived from these four, so one missing piece is all this can find.
+fn missing_pieces() -> Vec<String> {
+    let mut missing = Vec::new();
+    let crates = test_support::functions::crates().unwrap_or_else(|err| panic!("{err}"));
+    let deployed = template_functions();
+    let documented = openapi_routes();
+    let events_dirs: BTreeSet<String> = std::fs::read_dir(root().join("events"))
+        .expect("events/")
         .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(
-        crates, seen,
-        "every crate under functions/ is deployed with a route"
+
+    for krate in crates {
+        let dir = &krate.dir;
+        if krate.name != *dir {
+            missing.push(format!(
+                "functions/{dir} is the package {}: name the directory like the package (the \
+                 binary, CodeUri and the EMF Function dimension follow it)",
+                krate.name
+            ));
+        }
+        if krate.bins != [krate.name.clone()] {
+            missing.push(format!(
+                "functions/{dir} builds the binaries {:?}: one, named {}, its src/main.rs \
+                 calling shared::run",
+                krate.bins, krate.name
+            ));
+        }
+        if !deployed.iter().any(|f| f.dir == *dir) {
+            missing.push(format!(
+                "functions/{dir} has no function in template.yaml (CodeUri: functions/{dir})"
+            ));
+        }
+        if !events_dirs.contains(dir) {
+            missing.push(format!(
+                "events/{dir}/ is missing (each function needs at least an ok case and one per \
+                 documented error, and method_not_allowed; events/README.md)"
+            ));
+        } else {
+            match api_tests::samples::cases_of(dir) {
+                Err(problem) => missing.push(problem),
+                Ok(cases) => {
+                    for (case, wanted) in [("ok", "a 2xx"), ("method_not_allowed", "405")] {
+                        let found = cases.iter().find(|c| c.case == case);
+                        let status_ok = found.is_some_and(|c| match case {
+                            "ok" => (200..300).contains(&c.expected.status),
+                            _ => c.expected.status == 405,
+                        });
+                        if !status_ok {
+                            missing.push(format!(
+                                "events/{dir}/{case}.json is missing or not {wanted} in \
+                                 events/{dir}/expected.toml (each function needs an ok case and \
+                                 method_not_allowed; events/README.md)"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let crate_dirs: BTreeSet<&str> = crates.iter().map(|c| c.dir.as_str()).collect();
+    for f in &deployed {
+        if !crate_dirs.contains(f.dir.as_str()) {
+            missing.push(format!(
+                "{} in template.yaml deploys functions/{}, which is no crate (functions/{}/Cargo.toml)",
+                f.logical_id, f.dir, f.dir
+            ));
+        }
+        if f.routes.len() != 1 {
+            missing.push(format!(
+                "{} (functions/{}) has {} Api events: one route per function (Events: <Name>: \
+                 Type: Api, Properties: Path, Method)",
+                f.logical_id,
+                f.dir,
+                f.routes.len()
+            ));
+        }
+        for (route, _) in &f.routes {
+            if !documented.contains(route) {
+                missing.push(format!(
+                    "{route} is in template.yaml ({}) but not in openapi.yaml",
+                    f.logical_id
+                ));
+            }
+        }
+    }
+    let deployed_routes: BTreeSet<&Route> = deployed
+        .iter()
+        .flat_map(|f| f.routes.iter().map(|(r, _)| r))
+        .collect();
+    for route in &documented {
+        if !deployed_routes.contains(route) {
+            missing.push(format!(
+                "openapi operation {route} has no function in template.yaml (an Api event with \
+                 Path {} and Method {})",
+                route.path, route.method
+            ));
+        }
+    }
+    for dir in &events_dirs {
+        if !crate_dirs.contains(dir.as_str()) {
+            missing.push(format!(
+                "events/{dir}/ belongs to no function (there is no functions/{dir})"
+            ));
+        }
+    }
+    missing
+}
+
+#[test]
+fn every_endpoint_has_its_four_pieces() {
+    let missing = missing_pieces();
+    assert!(
+        missing.is_empty(),
+        "an endpoint is its crate, its template function, its openapi operation and its events \
+         (README, \"Add an endpoint\"); missing:\n- {}",
+        missing.join("\n- ")
     );
 }
 
@@ -920,12 +968,12 @@ fn api_keys_and_usage_plan_cover_every_route_but_health() {
     let api = &template()["Resources"]["UsersApi"]["Properties"];
     assert_eq!(api["Auth"]["ApiKeyRequired"].as_bool(), Some(true));
     for f in template_functions() {
-        for (method, path, key) in &f.routes {
-            let open = *method == "GET" && path == "/health";
+        for (route, key) in &f.routes {
+            let open = route.method == "GET" && route.path == "/health";
             assert_eq!(
                 key.unwrap_or(true),
                 !open,
-                "{method} {path}: an API key is required on every route but GET /health"
+                "{route}: an API key is required on every route but GET /health"
             );
         }
     }
@@ -958,7 +1006,7 @@ fn api_keys_and_usage_plan_cover_every_route_but_health() {
         for key in throttles.keys().map(text) {
             let (path, method) = key.rsplit_once('/').expect("<path>/<METHOD>");
             assert!(
-                code_routes()
+                routes()
                     .values()
                     .any(|r| r.path == path && r.method == method),
                 "{id}: throttle {key} names no route"
@@ -1134,7 +1182,7 @@ fn functions_are_built_run_and_limited_as_documented() {
                 }
             }
         }
-        let expected: BTreeSet<String> = match f.krate.as_str() {
+        let expected: BTreeSet<String> = match f.dir.as_str() {
             "health" | "get_user" => ["dynamodb:GetItem"].map(str::to_owned).into(),
             "create_user" => ["dynamodb:GetItem", "dynamodb:PutItem"]
                 .map(str::to_owned)
@@ -1310,10 +1358,10 @@ fn rest_api_body(translated: &Json) -> &Json {
         .expect("one AWS::ApiGateway::RestApi")
 }
 
-/// `path`'s methods that a function serves, uppercase, sorted (from the code's routes).
-fn served_methods(path: &str) -> Vec<&'static str> {
-    let mut methods: Vec<_> = code_routes()
-        .values()
+/// `path`'s methods that a function serves, uppercase, sorted (the functions' routes).
+fn served_methods(path: &str) -> Vec<String> {
+    let mut methods: Vec<String> = routes()
+        .into_values()
         .filter(|r| r.path == path)
         .map(|r| r.method)
         .collect();
@@ -1361,10 +1409,10 @@ fn every_resource_answers_preflights_and_undeclared_methods_itself() {
     let translated = translated(&[&format!("CorsAllowOrigins={origins}")]);
     let body = rest_api_body(&translated);
     let paths = body["paths"].as_object().expect("paths");
-    let code_paths: BTreeSet<&str> = code_routes().values().map(|r| r.path).collect();
+    let function_paths: BTreeSet<String> = routes().into_values().map(|r| r.path).collect();
     assert_eq!(
-        paths.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-        code_paths,
+        paths.keys().cloned().collect::<BTreeSet<_>>(),
+        function_paths,
         "the API's resources are the functions' paths"
     );
     for (path, methods) in paths {
@@ -1586,7 +1634,7 @@ fn the_dev_gateway_routes_what_the_template_deploys() {
         .flat_map(|f| {
             f.routes
                 .into_iter()
-                .map(move |(method, path, _)| (method, path, f.krate.clone()))
+                .map(move |(route, _)| (route.method, route.path, f.dir.clone()))
         })
         .collect();
     assert!(!deployed.is_empty(), "template.yaml deploys routes");
@@ -1801,7 +1849,7 @@ fn the_waf_exists_only_when_enabled_and_is_off_by_default() {
 /// A request as AWS WAF inspects it.
 #[derive(Debug)]
 struct WafRequest {
-    method: &'static str,
+    method: String,
     uri_path: String,
 }
 
@@ -1868,7 +1916,7 @@ fn waf_matches(statement: &Json, request: &WafRequest) -> bool {
         "ByteMatchStatement" => {
             let field = &body["FieldToMatch"];
             let mut value = if field.get("Method").is_some() {
-                request.method.to_owned()
+                request.method.clone()
             } else if field.get("UriPath").is_some() {
                 request.uri_path.clone()
             } else {
@@ -1954,7 +2002,10 @@ fn the_waf_limits_each_client_address_on_login_sign_up_and_everything() {
     }
     let stage = parameter_default("Stage");
     let sample_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
-    let request = |method: &'static str, uri_path: String| WafRequest { method, uri_path };
+    let request = |method: &str, uri_path: String| WafRequest {
+        method: method.to_owned(),
+        uri_path,
+    };
     for (route, limit) in [
         (functions::login().route, "WafLoginRateLimit"),
         (functions::create_user().route, "WafSignUpRateLimit"),
@@ -2000,12 +2051,12 @@ fn the_waf_limits_each_client_address_on_login_sign_up_and_everything() {
             let r = request(method, format!("/{stage}{}", route.path));
             assert!(!waf_matches(scope, &r), "{what}'s rule counts {r:?}");
         }
-        for other in code_routes()
-            .values()
-            .filter(|r| (r.method, r.path) != (route.method, route.path))
+        for other in routes()
+            .into_values()
+            .filter(|r| (r.method.as_str(), r.path.as_str()) != (route.method, route.path))
         {
             let r = request(
-                other.method,
+                &other.method,
                 format!("/{stage}{}", other.path.replace("{id}", sample_id)),
             );
             assert!(!waf_matches(scope, &r), "{what}'s rule counts {r:?}");
