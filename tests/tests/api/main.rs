@@ -11,6 +11,7 @@ mod get_user;
 mod harness;
 mod health;
 mod hostile_input;
+mod iam;
 mod login;
 mod panics;
 mod resilience;
