@@ -265,13 +265,68 @@ fn the_gateway_body_check_refuses_api_gateways_own_body() {
     assert_valid_error_body(&serde_json::json!({"message": "Internal server error"}));
 }
 
-/// A metric the dashboard or an alarm reads: namespace, name and dimensions (name → value).
+/// A metric the dashboard or an alarm reads: namespace, name and dimensions (name → value). A
+/// dashboard SEARCH reads every metric of its schema: a dimension it does not restrict has the
+/// value [`ANY`], one it matches partially `~<term>`.
 #[derive(Debug, Clone)]
 struct MetricUse {
     source: String,
     namespace: String,
     name: String,
     dimensions: BTreeMap<String, String>,
+}
+
+/// The value of a dimension a SEARCH expression does not restrict: every value.
+const ANY: &str = "*";
+
+/// The metrics a dashboard `SEARCH('{namespace,dimension,...} terms', 'stat', period)` reads.
+/// Only the forms the dashboard uses are read: `MetricName="..."` (required) and
+/// `Dimension="value"` (exact) or `Dimension=term` (partial) for dimensions of the schema;
+/// anything else fails, rather than pass unread.
+fn search_metric(expression: &str, source: &str) -> MetricUse {
+    let what = format!("{source}: {expression}");
+    let inner = expression
+        .strip_prefix("SEARCH('")
+        .and_then(|rest| rest.split_once("', '"))
+        .map(|(query, _)| query)
+        .unwrap_or_else(|| panic!("{what}: SEARCH('<query>', '<stat>', <period>)"));
+    let (schema, terms) = inner
+        .strip_prefix('{')
+        .and_then(|rest| rest.split_once('}'))
+        .unwrap_or_else(|| panic!("{what}: a metric schema {{namespace,dimension,...}}"));
+    let mut schema = schema
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_owned());
+    let namespace = schema
+        .next()
+        .unwrap_or_else(|| panic!("{what}: a namespace"));
+    let mut dimensions: BTreeMap<String, String> =
+        schema.map(|name| (name, ANY.to_owned())).collect();
+    let mut name = None;
+    for term in terms.split_whitespace() {
+        let (key, value) = term
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{what}: {term} is not Key=value"));
+        let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(exact) => exact.to_owned(),
+            None => format!("~{value}"),
+        };
+        if key == "MetricName" {
+            assert!(!value.starts_with('~'), "{what}: MetricName=\"<exact>\"");
+            name = Some(value);
+        } else {
+            let slot = dimensions
+                .get_mut(key)
+                .unwrap_or_else(|| panic!("{what}: {key} is not a dimension of the schema"));
+            *slot = value;
+        }
+    }
+    MetricUse {
+        source: source.to_owned(),
+        namespace,
+        name: name.unwrap_or_else(|| panic!("{what}: MetricName=\"...\"")),
+        dimensions,
+    }
 }
 
 /// What `${...}` in the template's !Sub strings stands for, for the checks: parameters at their
@@ -339,8 +394,17 @@ fn dashboard_metrics() -> Vec<MetricUse> {
             let row = row.as_array().expect("a metric row is an array");
             let names: Vec<&str> = row.iter().map_while(Json::as_str).collect();
             if names.is_empty() {
-                // An expression row: {"expression": ...}.
-                assert!(row[0]["expression"].is_string(), "{title}: {row:?}");
+                // An expression row: {"expression": ...}; a SEARCH reads metrics, which are checked
+                // like the others.
+                let expression = row[0]["expression"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{title}: {row:?}"));
+                if expression.starts_with("SEARCH(") {
+                    found.push(search_metric(
+                        expression,
+                        &format!("dashboard widget {title:?}"),
+                    ));
+                }
                 continue;
             }
             assert!(
@@ -429,6 +493,10 @@ fn the_metrics_namespace_and_service_defaults_are_the_codes() {
 fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
     let functions = crates();
     let routes: BTreeSet<String> = routes().values().map(ToString::to_string).collect();
+    assert!(
+        functions.contains("health") && routes.contains("GET /health"),
+        "{functions:?} {routes:?}"
+    );
     let emitted: BTreeSet<&str> = metric::ALL.iter().map(|m| m.name).collect();
     let dimension_sets: Vec<BTreeSet<&str>> = DIMENSION_SETS
         .iter()
@@ -459,12 +527,15 @@ fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
             assert_eq!(m.dimensions["Service"], DEFAULT_SERVICE, "{what}");
             if let Some(function) = m.dimensions.get("Function") {
                 assert!(
-                    functions.contains(function.as_str()),
+                    function == ANY || functions.contains(function.as_str()),
                     "{what}: no function {function}"
                 );
             }
             if let Some(route) = m.dimensions.get("Route") {
-                assert!(routes.contains(route), "{what}: no route {route}");
+                assert!(
+                    route == ANY || routes.contains(route),
+                    "{what}: no route {route}"
+                );
             }
         } else {
             let allowed = aws
@@ -477,13 +548,17 @@ fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
     }
 
     // The other way round: everything the code emits is on the dashboard, and each function's
-    // requests, latency, 4xx, 5xx and cold starts are charted per function.
+    // requests, latency, 4xx, 5xx and cold starts are charted per function (a SEARCH over every
+    // Function charts each of them, a new one included).
     let charted = |name: &str, function: Option<&str>| {
         dashboard.iter().any(|m| {
             m.namespace == DEFAULT_NAMESPACE
                 && m.name == name
-                && function
-                    .is_none_or(|f| m.dimensions.get("Function").map(String::as_str) == Some(f))
+                && function.is_none_or(|f| {
+                    m.dimensions
+                        .get("Function")
+                        .is_some_and(|charted| charted == f || charted == ANY)
+                })
         })
     };
     for m in metric::ALL {
@@ -496,6 +571,9 @@ fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
             metric::ERRORS_4XX,
             metric::ERRORS_5XX,
             metric::COLD_START,
+            metric::DYNAMODB_RETRIES,
+            metric::DYNAMODB_RETRIES_EXHAUSTED,
+            metric::DYNAMODB_LATENCY,
         ] {
             assert!(charted(m.name, Some(function)), "{} of {function}", m.name);
         }
@@ -713,6 +791,37 @@ fn per_function_alarms_cover_every_function() {
             read.is_empty() || read == functions,
             "{id} reads Lambda metrics of {read:?}, not of every function"
         );
+    }
+}
+
+#[test]
+fn the_dashboard_charts_lambdas_own_metrics_of_every_function() {
+    // Lambda's Errors, Throttles and Duration of the stack's functions, by a SEARCH on their
+    // names, which all start with the stack's name: a new function is charted without an edit.
+    let stack = substitute("${AWS::StackName}");
+    for f in template_functions() {
+        assert_eq!(
+            alarm_value(&f.resource["Properties"]["FunctionName"]),
+            format!("{stack}-{}", f.dir),
+            "{}: FunctionName: !Sub \"${{AWS::StackName}}-{}\" (the dashboard finds the functions by it)",
+            f.logical_id,
+            f.dir
+        );
+    }
+    for name in ["Errors", "Throttles", "Duration"] {
+        let charted: Vec<MetricUse> = dashboard_metrics()
+            .into_iter()
+            .filter(|m| m.namespace == "AWS/Lambda" && m.name == name)
+            .collect();
+        assert!(!charted.is_empty(), "the dashboard charts Lambda {name}");
+        for m in charted {
+            assert_eq!(
+                m.dimensions,
+                BTreeMap::from([("FunctionName".to_owned(), format!("~{stack}"))]),
+                "{}: Lambda {name} of the functions named after the stack",
+                m.source
+            );
+        }
     }
 }
 
