@@ -1071,6 +1071,87 @@ fn missing_pieces() -> Vec<String> {
             ));
         }
     }
+    missing.extend(missing_in_template(&deployed));
+    missing
+}
+
+/// What a template function needs around it in template.yaml, beyond the resource itself: its
+/// log group, its place in the two Lambda alarms (an alarm cannot SEARCH) and, for its path, the
+/// API's own OPTIONS and ANY mocks naming its method. Other tests check each in depth; this says
+/// what to add.
+fn missing_in_template(deployed: &[TemplateFunction]) -> Vec<String> {
+    let mut missing = Vec::new();
+    let paths = &resources()["UsersApi"]["Properties"]["DefinitionBody"]["paths"];
+    for f in deployed {
+        let id = &f.logical_id;
+        let p = &f.resource["Properties"];
+        if p["FunctionName"].is_null() {
+            missing.push(format!(
+                "{id} has no FunctionName: !Sub \"${{AWS::StackName}}-{}\" (its log group, the \
+                 dashboard and the alarms find it by that name)",
+                f.dir
+            ));
+            continue;
+        }
+        let own_log_group = format!("/aws/lambda/{}", alarm_value(&p["FunctionName"]));
+        let has_log_group = ref_name(&p["LoggingConfig"]["LogGroup"])
+            .and_then(|group| resources().get(group))
+            .is_some_and(|r| {
+                r["Type"].as_str() == Some("AWS::Logs::LogGroup")
+                    && alarm_value(&r["Properties"]["LogGroupName"]) == own_log_group
+            });
+        if !has_log_group {
+            missing.push(format!(
+                "{id} has no log group of its own: LoggingConfig: LogGroup: !Ref <an \
+                 AWS::Logs::LogGroup named /aws/lambda/${{AWS::StackName}}-{}>",
+                f.dir
+            ));
+        }
+        for alarm in ["LambdaErrorsAlarm", "LambdaThrottlesAlarm"] {
+            let summed = resources()[alarm]["Properties"]["Metrics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|q| {
+                    q["MetricStat"]["Metric"]["Dimensions"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .any(|d| ref_name(&d["Value"]) == Some(id.as_str()))
+                });
+            if !summed {
+                missing.push(format!(
+                    "{alarm} does not sum {id}: add a MetricStat query with FunctionName: !Ref {id}"
+                ));
+            }
+        }
+        for (route, _) in &f.routes {
+            let item = &paths[route.path.as_str()];
+            if item["options"].is_null() || item["x-amazon-apigateway-any-method"].is_null() {
+                missing.push(format!(
+                    "{route}: UsersApi's DefinitionBody has no options and \
+                     x-amazon-apigateway-any-method mocks for {} (copy another path's)",
+                    route.path
+                ));
+                continue;
+            }
+            let allow = text(
+                &item["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]["responses"]
+                    ["default"]["responseParameters"]["method.response.header.Allow"],
+            );
+            if !allow
+                .trim_matches('\'')
+                .split(',')
+                .any(|m| m == route.method)
+            {
+                missing.push(format!(
+                    "{route}: the Allow of {}'s ANY mock ({allow}) lacks {}; its preflight's \
+                     Access-Control-Allow-Methods too",
+                    route.path, route.method
+                ));
+            }
+        }
+    }
     missing
 }
 
