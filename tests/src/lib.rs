@@ -342,7 +342,9 @@ pub struct Function<H> {
     pub handler: H,
 }
 
-/// The four functions of the API.
+/// The first four functions, in-process, for the tests written before [`Harness::call`] (which
+/// runs any function by name through its binary, and is what a new endpoint's tests use: it
+/// needs no dependency on the function's crate).
 pub mod functions {
     use super::Function;
     use shared::{ApiRequest, App, HandlerResult};
