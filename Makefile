@@ -27,7 +27,7 @@ bench: ## Release builds; cold start, latency, memory, cost beside a bare baseli
 
 bench-arm64: ## The arm64 release binaries (cargo lambda + zig, several minutes), whose sizes `make bench` reports.
 	scripts/venv.sh
-	PATH="$$PWD/.venv/bin:$$PATH" cargo lambda build --release --arm64 -p health -p create_user -p login -p get_user -p lambda-bench --bin health --bin create_user --bin login --bin get_user --bin bare
+	PATH="$$PWD/.venv/bin:$$PATH" cargo lambda build --release --arm64 $$(scripts/functions.sh --packages) -p lambda-bench $$(scripts/functions.sh --bins) --bin bare
 
 lint: ## Formatting, clippy, unused dependencies, cfn-lint and sam validate --lint, as CI runs them (offline).
 	scripts/venv.sh

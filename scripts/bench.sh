@@ -15,9 +15,11 @@ scripts/venv.sh
 # empty to measure glibc's default.
 export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-131072}
 
-# One cargo invocation for the functions and the tool, so `make bench` never builds the
-# dependencies twice with different feature sets.
-cargo build --release -p health -p create_user -p login -p get_user -p lambda-bench --bins
+# One cargo invocation for the functions (every crate under functions/, scripts/functions.sh) and
+# the tool, so `make bench` never builds the dependencies twice with different feature sets.
+packages=$(scripts/functions.sh --packages)
+# shellcheck disable=SC2086 # one word per flag
+cargo build --release $packages -p lambda-bench --bins
 
 source scripts/run_local_dynamodb.sh bench
 

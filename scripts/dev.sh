@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make dev`: the local DynamoDB on 127.0.0.1:$DYNAMODB_PORT with the table from template.yaml, then
-# `cargo lambda watch` running the four functions (invoke API on $WATCH_PORT, default API_PORT+1) behind
+# `cargo lambda watch` running every function of the workspace (invoke API on $WATCH_PORT, default API_PORT+1) behind
 # scripts/dev_gateway.py, which serves them on http://127.0.0.1:$API_PORT at their real paths.
 # Ctrl-C stops both; the local server is stopped by the process id this script recorded.
 set -euo pipefail
@@ -31,5 +31,6 @@ export AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" &
 watch_pid=$!
 trap 'kill "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; python scripts/local_dynamodb.py stop --state-dir "$state"' EXIT
-echo "API on http://127.0.0.1:${API_PORT} (GET /health, POST /users, POST /auth/login, GET /users/{id})"
+# The gateway prints the routes it serves (template.yaml's).
+echo "API on http://127.0.0.1:${API_PORT}"
 python scripts/dev_gateway.py --port "$API_PORT" --invoke-port "$WATCH_PORT"

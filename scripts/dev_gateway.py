@@ -2,13 +2,16 @@
 """A dev-only API Gateway on 127.0.0.1 in front of `cargo lambda watch` (`make dev` starts both).
 
     dev_gateway.py --port 9000 --invoke-port 9001
+    dev_gateway.py --routes        # prints the routes it would serve, as JSON, and exits
 
 `cargo lambda watch` runs and hot-reloads the functions, but its own router sends HTTP API (v2)
 events and answers by itself what it cannot route or encode. This gateway does what the deployed
 REST API does instead:
 
-- routes the real paths to the functions, using the routes of `[workspace.metadata.lambda.watch.router]`
-  in Cargo.toml (a test keeps them equal to openapi.yaml and template.yaml);
+- routes the real paths to the functions, read from template.yaml: each function's `Api` events
+  (Path and Method), the function named by its `CodeUri: functions/<name>`, so the routes here are
+  the deployed ones and a new endpoint needs no edit (`--routes` prints them; a test compares them
+  with the template);
 - sends each function a REST (v1 proxy) event: path parameters filled, a `requestContext` with a
   fresh request id and stage `local`, a body that is not UTF-8 base64-encoded, as API Gateway does;
 - invokes the function through watch's Lambda invoke API (`--invoke-port`);
@@ -36,7 +39,6 @@ import re
 import signal
 import socketserver
 import sys
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -77,27 +79,44 @@ class Origins:
         return any(origin.startswith(p) and re.fullmatch(r"[0-9]{1,5}", origin[len(p):]) for p in self.any_port)
 
 
-def routes() -> list[tuple[str, re.Pattern, str, str]]:
-    """(method, path regex, resource template, function) from Cargo.toml's watch router."""
-    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
-    router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"]
-    found = []
-    for template, targets in router.items():
-        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-        for target in targets:
-            found.append((target["method"].upper(), re.compile(f"^{pattern}$"), template, target["function"]))
-    return found
-
-
-def rest_api() -> dict:
-    """The properties of template.yaml's AWS::Serverless::Api (a `!Sub` keeps its text)."""
+def load_template() -> dict:
+    """template.yaml, its short tags (`!Ref`, `!GetAtt`, ...) read as nothing but a `!Sub` of a
+    string, which keeps its text."""
     import yaml  # from .venv (PyYAML)
 
     class Loader(yaml.SafeLoader):
         pass
 
     Loader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node) if suffix == "Sub" and isinstance(node, yaml.ScalarNode) else None)
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+
+
+def template_routes(template: dict) -> list[tuple[str, str, str]]:
+    """(method, path, function) of every `Api` event of template.yaml's functions, sorted; the
+    function is the crate its `CodeUri: functions/<name>` names (the binary watch runs)."""
+    found = []
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource["Properties"]
+        function = str(properties["CodeUri"]).rstrip("/").removeprefix("functions/")
+        for event in (properties.get("Events") or {}).values():
+            if event.get("Type") == "Api":
+                found.append((event["Properties"]["Method"].upper(), event["Properties"]["Path"], function))
+    return sorted(found)
+
+
+def routes(template: dict) -> list[tuple[str, re.Pattern, str, str]]:
+    """(method, path regex, resource template, function) of every route template.yaml deploys."""
+    found = []
+    for method, path, function in template_routes(template):
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+        found.append((method, re.compile(f"^{pattern}$"), path, function))
+    return found
+
+
+def rest_api(template: dict) -> dict:
+    """The properties of template.yaml's AWS::Serverless::Api."""
     for resource in template["Resources"].values():
         if resource.get("Type") == "AWS::Serverless::Api":
             return resource["Properties"]
@@ -302,15 +321,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--invoke-port", type=int, default=9001)
+    parser.add_argument("--routes", action="store_true", help="print the routes, as JSON, and exit")
     args = parser.parse_args()
-    Gateway.routes = routes()
-    api = rest_api()
+    template = load_template()
+    if args.routes:
+        print(json.dumps([list(route) for route in template_routes(template)]))
+        return
+    Gateway.routes = routes(template)
+    api = rest_api(template)
     Gateway.responses = gateway_responses(api)
     Gateway.not_allowed = method_not_allowed(api)
     Gateway.origins = Origins(os.environ.get("CORS_ALLOW_ORIGINS", ""))
     Gateway.invoke_port = args.invoke_port
     server = Server(("127.0.0.1", args.port), Gateway)
     print(f"dev gateway on http://127.0.0.1:{args.port}, functions via cargo lambda watch on port {args.invoke_port}")
+    for method, _, path, function in Gateway.routes:
+        print(f"  {method} {path} -> {function}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -99,6 +99,8 @@ struct Events {
     create_ok: Value,
     login_ok: Value,
     get_user_ok: Value,
+    /// Every function's `method_not_allowed` sample, by function.
+    method_not_allowed: BTreeMap<&'static str, Value>,
 }
 
 impl Events {
@@ -111,6 +113,10 @@ impl Events {
             create_ok: event("create_user", "ok")?,
             login_ok: event("login", "ok")?,
             get_user_ok: event("get_user", "ok")?,
+            method_not_allowed: Target::functions()
+                .into_iter()
+                .map(|f| Ok((f.name(), event(f.name(), "method_not_allowed")?)))
+                .collect::<Result<_, Error>>()?,
         })
     }
 
@@ -141,77 +147,79 @@ impl Events {
     }
 }
 
-/// What the bench runs: the baseline and the four functions.
+/// What the bench runs: the baseline and every function (the crates under functions/, from cargo
+/// metadata: a new endpoint is built, cold-started and measured for memory without an edit here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
     Bare,
-    Health,
-    CreateUser,
-    Login,
-    GetUser,
+    /// A function, by its crate's (and binary's) name.
+    Function(&'static str),
 }
 
+/// The functions whose paths the warm batches measure (named there; see [`WarmPath`]).
+const CREATE_USER: Target = Target::Function("create_user");
+const LOGIN: Target = Target::Function("login");
+const GET_USER: Target = Target::Function("get_user");
+const HEALTH: Target = Target::Function("health");
+
 impl Target {
-    /// Every target, in the report's order.
-    const ALL: [Self; 5] = [
-        Self::Bare,
-        Self::Health,
-        Self::CreateUser,
-        Self::Login,
-        Self::GetUser,
-    ];
-    /// The functions, which are read against the baseline.
-    const FUNCTIONS: [Self; 4] = [Self::Health, Self::CreateUser, Self::Login, Self::GetUser];
+    /// The functions, in the report's order (by name), read against the baseline.
+    fn functions() -> Vec<Self> {
+        test_support::functions::crates()
+            .map(|crates| crates.iter().map(|c| Self::Function(&c.name)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every target, in the report's order: the baseline, then the functions.
+    fn all() -> Vec<Self> {
+        std::iter::once(Self::Bare)
+            .chain(Self::functions())
+            .collect()
+    }
 
     /// Its binary's name (and, for a function, its crate's).
     fn name(self) -> &'static str {
         match self {
             Self::Bare => "bare",
-            Self::Health => "health",
-            Self::CreateUser => "create_user",
-            Self::Login => "login",
-            Self::GetUser => "get_user",
+            Self::Function(name) => name,
         }
     }
 
     /// Whose memory size it runs with: the baseline stands in for create_user.
     fn memory_of(self) -> &'static str {
         match self {
-            Self::Bare => Self::CreateUser.name(),
+            Self::Bare => CREATE_USER.name(),
             other => other.name(),
         }
     }
 
-    /// The first event of a cold start: a path without DynamoDB, but for health.
-    fn cold_event(self, events: &Events) -> &Value {
+    /// The first event of a cold start, its status and the report's description of it: a path
+    /// without DynamoDB, but for health. The first four functions keep the paths BENCHMARKS.md
+    /// was measured with; any other function starts with its `method_not_allowed` sample, which
+    /// every function has (the template tests require it) and which the shared runtime answers
+    /// before the handler, without DynamoDB.
+    fn cold_start(self, events: &Events) -> (&Value, u16, &'static str) {
         match self {
-            Self::Health => &events.health,
-            Self::Login => &events.login_invalid,
-            Self::GetUser => &events.get_user_no_token,
-            Self::Bare | Self::CreateUser => &events.create_invalid,
-        }
-    }
-
-    /// The status the first event is answered with.
-    fn cold_status(self) -> u16 {
-        match self {
-            Self::Health => 200,
-            Self::GetUser => 401,
-            Self::Bare | Self::CreateUser | Self::Login => 422,
-        }
-    }
-
-    /// The report's description of the first event.
-    fn cold_label(self) -> &'static str {
-        match self {
-            Self::Health => "200 (reads DynamoDB)",
-            Self::GetUser => "401 no token",
-            Self::Bare | Self::CreateUser | Self::Login => "422",
+            HEALTH => (&events.health, 200, "200 (reads DynamoDB)"),
+            LOGIN => (&events.login_invalid, 422, "422"),
+            GET_USER => (&events.get_user_no_token, 401, "401 no token"),
+            Self::Bare | CREATE_USER => (&events.create_invalid, 422, "422"),
+            Self::Function(name) => (
+                events
+                    .method_not_allowed
+                    .get(name)
+                    .unwrap_or(&events.create_invalid),
+                405,
+                "405 (a method it does not serve)",
+            ),
         }
     }
 }
 
-/// A path measured warm.
+/// A path measured warm. These are chosen measurements, not "every function": each of the first
+/// four functions' main path and the cheap refusals compared with the baseline, so they are named
+/// here on purpose. A new function gets its cold start, init and peak memory measured without an
+/// edit ([`Target::functions`]); a warm path of its own is added here when it is worth measuring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum WarmPath {
     Bare422,
@@ -281,10 +289,10 @@ impl WarmPath {
     fn target(self) -> Target {
         match self {
             Self::Bare422 => Target::Bare,
-            Self::CreateInvalid | Self::CreateUnique => Target::CreateUser,
-            Self::LoginInvalid | Self::Login => Target::Login,
-            Self::GetUserNoToken | Self::GetUserToken => Target::GetUser,
-            Self::Health => Target::Health,
+            Self::CreateInvalid | Self::CreateUnique => CREATE_USER,
+            Self::LoginInvalid | Self::Login => LOGIN,
+            Self::GetUserNoToken | Self::GetUserToken => GET_USER,
+            Self::Health => HEALTH,
         }
     }
 
@@ -431,13 +439,13 @@ impl Run {
                 named.insert(name, value);
             }
         };
-        for target in Target::ALL {
+        for target in Target::all() {
             let name = target.name();
             put(format!("cold_ms/{name}"), self.cold_ms(target));
             put(format!("init_ms/{name}"), self.init_ms(target));
             put(format!("peak_rss_mib/{name}"), self.peak_rss_mib(target));
         }
-        for target in Target::FUNCTIONS {
+        for target in Target::functions() {
             put(
                 format!("cold_ratio/{}", target.name()),
                 self.cold_ratio(target),
@@ -554,8 +562,9 @@ async fn cold_starts(
         for i in 0..binaries.len() {
             let binary = &binaries[(i + rep) % binaries.len()];
             let target = binary.target;
+            let (event, status, _) = target.cold_start(events);
             let api = RuntimeApi::start().await?;
-            let first = api.enqueue(target.cold_event(events).clone(), DEFAULT_DEADLINE);
+            let first = api.enqueue(event.clone(), DEFAULT_DEADLINE);
             let process = binary.spawn(api)?;
             let answer = process
                 .api
@@ -568,11 +577,7 @@ async fn cold_starts(
                         process.stderr_tail()
                     )
                 })?;
-            check(
-                &answer,
-                target.cold_status(),
-                &format!("{} cold", target.name()),
-            )?;
+            check(&answer, status, &format!("{} cold", target.name()))?;
             let init = process.api.first_poll().ok_or("no /next")?;
             cold_ms
                 .entry(target)
@@ -702,7 +707,11 @@ async fn warm(
     run: &mut Run,
 ) -> Result<(), Error> {
     let mut processes: BTreeMap<Target, FunctionProcess> = BTreeMap::new();
-    for binary in binaries {
+    // A process for each target a warm path measures (peak memory is read on these).
+    let measured = binaries
+        .iter()
+        .filter(|b| WarmPath::ALL.iter().any(|p| p.target() == b.target));
+    for binary in measured {
         let process = binary.spawn(RuntimeApi::start().await?)?;
         processes.insert(binary.target, process);
     }
@@ -714,9 +723,9 @@ async fn warm(
 
     // The user the DB paths act as, signed up and logged in through the functions themselves.
     let (create, email) = events.create_unique();
-    let user = invoke(get(Target::CreateUser)?, create, 201, "seed sign-up").await?;
+    let user = invoke(get(CREATE_USER)?, create, 201, "seed sign-up").await?;
     let id = user["id"].as_str().ok_or("no user id")?.to_owned();
-    let login = invoke(get(Target::Login)?, events.login(&email), 200, "seed login").await?;
+    let login = invoke(get(LOGIN)?, events.login(&email), 200, "seed login").await?;
     let token = login["access_token"]
         .as_str()
         .ok_or("no access token")?
@@ -788,6 +797,7 @@ fn verdict(ok: bool) -> &'static str {
 #[allow(clippy::too_many_lines)]
 fn report(
     options: &Options,
+    events: &Events,
     binaries: &[Binary],
     memory: &MemorySizes,
     runs: Runs<'_>,
@@ -823,7 +833,7 @@ fn report(
         let _ = writeln!(
             out,
             "| {name} | {} | {}{} | {}{} | {} | {} | {} | {} |",
-            target.cold_label(),
+            target.cold_start(events).2,
             fmt_opt(runs.median(|r| r.init_ms(target)), 2),
             runs.spread(|r| r.init_ms(target)),
             fmt_opt(runs.median(|r| r.cold_ms(target)), 2),
@@ -916,7 +926,7 @@ fn report(
     let _ = writeln!(out, "\n### Targets\n");
     let _ = writeln!(out, "| target | measured | verdict |");
     let _ = writeln!(out, "|---|---|---|");
-    for target in Target::FUNCTIONS {
+    for target in Target::functions() {
         if let Some(r) = runs.median(|run| run.cold_ratio(target)) {
             let _ = writeln!(
                 out,
@@ -938,7 +948,7 @@ fn report(
             );
         }
     }
-    for target in Target::FUNCTIONS {
+    for target in Target::functions() {
         if let Some(mib) = runs.median(|r| r.peak_rss_mib(target)) {
             let _ = writeln!(
                 out,
@@ -993,8 +1003,22 @@ async fn main() -> Result<(), Error> {
         eprintln!("memory sizes: the defaults apply, the template is unreadable: {error}");
     }
     let target_dir = options.target_dir();
+    // The functions come from cargo metadata; the warm paths name four of them.
+    test_support::functions::crates()?;
+    let functions = Target::functions();
+    for path in WarmPath::ALL {
+        let target = path.target();
+        if target != Target::Bare && !functions.contains(&target) {
+            return Err(format!(
+                "{}: there is no function {} under functions/",
+                path.label(),
+                target.name()
+            )
+            .into());
+        }
+    }
     let mut binaries = Vec::new();
-    for target in Target::ALL {
+    for target in Target::all() {
         let path = release_binary(&target_dir, target.name());
         if !path.exists() {
             return Err(format!("{} is missing: build with `make bench`", path.display()).into());
@@ -1018,7 +1042,14 @@ async fn main() -> Result<(), Error> {
         warm(&binaries, &events, options.rounds.get(), &mut figures).await?;
         runs.push(figures);
     }
-    let text = report(&options, &binaries, &memory, Runs(&runs), started.elapsed());
+    let text = report(
+        &options,
+        &events,
+        &binaries,
+        &memory,
+        Runs(&runs),
+        started.elapsed(),
+    );
     let out = options.out();
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("report.md"), &text)?;

@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP/1.1 proxy between the functions and the local DynamoDB server.
 //!
-//! It listens on `127.0.0.1:0`, counts every DynamoDB call it sees (per `X-Amz-Target` operation),
-//! and for each call either forwards it to the server or injects a fault, as its [`Plan`] says:
+//! It listens on `127.0.0.1:0`, counts every DynamoDB call it sees (per `X-Amz-Target` operation)
+//! and keeps its request ([`FaultProxy::requests`]), and for each call either forwards it to the server or injects a fault, as its [`Plan`] says:
 //! throttling and 500s in DynamoDB's own wire shape, transaction conflicts, canned answers,
 //! connection resets, added latency, hangs, and lost responses (the call reaches the server, the
 //! answer never reaches the client).
@@ -149,13 +149,18 @@ impl Plan {
 struct State {
     plan: Plan,
     calls: HashMap<String, usize>,
+    requests: Vec<(String, serde_json::Value)>,
     rng: u64,
 }
 
 impl State {
-    /// Counts the call and picks its fault.
-    fn on_call(&mut self, operation: &str) -> Option<Fault> {
+    /// Counts and keeps the call, and picks its fault.
+    fn on_call(&mut self, operation: &str, body: &Bytes) -> Option<Fault> {
         *self.calls.entry(operation.to_owned()).or_default() += 1;
+        self.requests.push((
+            operation.to_owned(),
+            serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+        ));
         for i in 0..self.plan.rules.len() {
             let roll = self.roll();
             let rule = &mut self.plan.rules[i];
@@ -222,6 +227,7 @@ impl FaultProxy {
         let state = Arc::new(Mutex::new(State {
             plan: Plan::pass(),
             calls: HashMap::new(),
+            requests: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
         }));
         let shared = Arc::clone(&state);
@@ -272,9 +278,17 @@ impl FaultProxy {
         self.state.lock().expect("proxy state").calls.clone()
     }
 
+    /// Every call seen, in order: its operation and its request body (DynamoDB's JSON; `Null`
+    /// when it is not JSON), faulted or not.
+    pub fn requests(&self) -> Vec<(String, serde_json::Value)> {
+        self.state.lock().expect("proxy state").requests.clone()
+    }
+
     /// Forgets the calls seen so far (e.g. after seeding through the proxy).
     pub fn reset_counts(&self) {
-        self.state.lock().expect("proxy state").calls.clear();
+        let mut state = self.state.lock().expect("proxy state");
+        state.calls.clear();
+        state.requests.clear();
     }
 }
 
@@ -334,7 +348,10 @@ async fn answer(
         .unwrap_or("unknown")
         .to_owned();
     let request = test_support::http_server::whole(request).await;
-    let fault = state.lock().expect("proxy state").on_call(&operation);
+    let fault = state
+        .lock()
+        .expect("proxy state")
+        .on_call(&operation, request.body());
     let error = |status: u16, kind: &str, message: &str| {
         json_answer(
             status,

@@ -7,6 +7,13 @@
 //! A test that never looks at the table's contents and writes no fixed key (no sample user) takes
 //! [`Harness::shared`] instead: one table for the whole test binary, made once (the local server
 //! serialises every request, so each table made costs every test a little).
+//!
+//! Two ways to run a function: [`Harness::invoke`] runs one of the first four functions' service
+//! in-process ([`functions`]), and [`Harness::call`] runs *any* function by name through its real
+//! binary against a local Lambda Runtime API, one process per (harness, function, extra
+//! environment), started on first use and reused. Both return the same [`Reply`], held to
+//! openapi.yaml, with the invocation's EMF document. A new endpoint's tests use
+//! [`Harness::call`], which needs no dependency on its crate.
 
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +21,9 @@
 pub mod contract;
 pub mod fault_proxy;
 pub mod runtime_api;
+pub mod samples;
 pub mod sentry_sink;
+pub mod template;
 
 pub use fault_proxy::{Fault, FaultProxy, Plan};
 pub use test_support::root;
@@ -53,28 +62,6 @@ pub fn event(function: &str, case: &str) -> Value {
         .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()))
 }
 
-/// Every sample event, as (function, case).
-pub fn all_events() -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let dir = root().join("events");
-    for function in std::fs::read_dir(&dir).expect("events/ exists") {
-        let function = function.expect("readable events/");
-        for case in std::fs::read_dir(function.path()).expect("readable events/<function>") {
-            let path = case.expect("readable event").path();
-            if path.extension().is_some_and(|e| e == "json") {
-                found.push((
-                    function.file_name().to_string_lossy().into_owned(),
-                    path.file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with `make test`, which starts the local DynamoDB")
@@ -101,7 +88,13 @@ async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// A fresh table on the local server, and an [`App`] pointed at it.
+/// The function processes a harness has started, by function name and extra environment.
+type Processes = tokio::sync::Mutex<
+    BTreeMap<(String, Vec<(String, String)>), Arc<runtime_api::FunctionProcess>>,
+>;
+
+/// A fresh table on the local server, an [`App`] pointed at it, and the function processes
+/// [`Harness::call`] started for it (ended when the last clone of the harness is dropped).
 #[derive(Debug, Clone)]
 pub struct Harness {
     /// A client of the local server (for seeding and inspecting the table).
@@ -110,6 +103,7 @@ pub struct Harness {
     pub table: String,
     /// The state every function gets, pointed at [`Harness::table`].
     pub app: Arc<App>,
+    processes: Arc<Processes>,
 }
 
 impl Harness {
@@ -118,7 +112,16 @@ impl Harness {
         let client = Self::client().await;
         let table = Self::create_table(&client).await;
         let app = Self::app_for(client.clone(), &table);
-        Self { client, table, app }
+        Self::with(client, table, app)
+    }
+
+    fn with(client: Client, table: String, app: Arc<App>) -> Self {
+        Self {
+            client,
+            table,
+            app,
+            processes: Arc::default(),
+        }
     }
 
     /// The test binary's shared table (made by the first caller), with a client of this test's
@@ -131,7 +134,7 @@ impl Harness {
             .await
             .clone();
         let app = Self::app_for(client.clone(), &table);
-        Self { client, table, app }
+        Self::with(client, table, app)
     }
 
     /// Deletes every item of this harness's table (for a test that runs cases one after another).
@@ -252,6 +255,73 @@ impl Harness {
     pub async fn invoke<H: Handler>(&self, function: Function<H>, event: Value) -> Reply {
         invoke_with(self.app.clone(), function, event).await
     }
+
+    /// Runs `event` through the real binary of `function` (any crate under functions/, by name),
+    /// as Lambda runs it, against this harness's table: what it answers, held to openapi.yaml like
+    /// every reply, with the invocation's EMF document from the process's stdout. The process gets
+    /// what the in-process [`App`] has: `TABLE_NAME`, the local server's endpoint (this process's
+    /// `AWS_ENDPOINT_URL_DYNAMODB`), stage `test` and [`TEST_ALLOWED_ORIGINS`]. It is started on
+    /// the first call and reused; calls to one process are served one at a time, as Lambda does.
+    pub async fn call(&self, function: &str, event: Value) -> Reply {
+        self.call_with_env(function, &[], event).await
+    }
+
+    /// As [`Harness::call`], the process started with `env` on top of the usual environment (e.g.
+    /// `AWS_ENDPOINT_URL_DYNAMODB` pointed at a [`FaultProxy`], `DYNAMODB_MAX_ATTEMPTS`). Each
+    /// distinct `env` has its own process.
+    pub async fn call_with_env(&self, function: &str, env: &[(&str, &str)], event: Value) -> Reply {
+        let process = self.process(function, env).await;
+        let invoked = process.api.invoke(event.clone()).await;
+        assert!(
+            invoked.ok,
+            "{function} answered the runtime with an error, which API Gateway turns into its own 502: {:#?}\nstderr: {:?}",
+            invoked.body,
+            process.stderr()
+        );
+        let origins = env
+            .iter()
+            .find(|(key, _)| *key == "CORS_ALLOW_ORIGINS")
+            .map_or(TEST_ALLOWED_ORIGINS, |(_, value)| value);
+        let (origins, invalid) = AllowedOrigins::parse(origins);
+        assert!(invalid.is_empty(), "{invalid:?}");
+        let emf = process.emf_document(&invoked.lambda_request_id).await;
+        let mut reply = Reply::from_wire(invoked.body, event, invoked.lambda_request_id, &origins);
+        reply.emf = emf;
+        reply
+    }
+
+    /// The process [`Harness::call_with_env`] runs `function` in with `env`, started on first use.
+    pub async fn process(
+        &self,
+        function: &str,
+        env: &[(&str, &str)],
+    ) -> Arc<runtime_api::FunctionProcess> {
+        let key = (
+            function.to_owned(),
+            env.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>(),
+        );
+        let mut processes = self.processes.lock().await;
+        if let Some(process) = processes.get(&key) {
+            return Arc::clone(process);
+        }
+        let mut settings = vec![
+            ("TABLE_NAME", self.table.as_str()),
+            ("CORS_ALLOW_ORIGINS", TEST_ALLOWED_ORIGINS),
+        ];
+        settings.extend_from_slice(env);
+        let process = Arc::new(
+            runtime_api::FunctionProcess::start(
+                runtime_api::function_binary(function),
+                function,
+                &settings,
+            )
+            .await,
+        );
+        processes.insert(key, Arc::clone(&process));
+        process
+    }
 }
 
 /// A string attribute of an item.
@@ -272,7 +342,9 @@ pub struct Function<H> {
     pub handler: H,
 }
 
-/// The four functions of the API.
+/// The first four functions, in-process, for the tests written before [`Harness::call`] (which
+/// runs any function by name through its binary, and is what a new endpoint's tests use: it
+/// needs no dependency on the function's crate).
 pub mod functions {
     use super::Function;
     use shared::{ApiRequest, App, HandlerResult};
@@ -527,13 +599,10 @@ impl Reply {
             .unwrap_or(&self.lambda_request_id)
     }
 
-    /// Asserts the headers every response carries.
+    /// Asserts the headers every response carries (a 204 has no body, so no content type).
     pub fn assert_common_headers(&self) {
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "{self:#?}"
-        );
+        let content_type = (self.status != 204).then_some("application/json");
+        assert_eq!(self.header("content-type"), content_type, "{self:#?}");
         assert_eq!(
             self.header("x-request-id"),
             Some(self.expected_request_id()),

@@ -83,6 +83,32 @@ impl FunctionProcess {
         }
     }
 
+    /// The EMF document of the invocation `lambda_request_id` (written to stdout after its
+    /// response): waits for it at most 10 s, and fails the test when there is none, or more than one.
+    pub async fn emf_document(&self, lambda_request_id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let found: Vec<Value> = self
+                .stdout()
+                .iter()
+                .filter(|line| line.contains("\"_aws\"") && line.contains(lambda_request_id))
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .filter(|doc| doc["lambda_request_id"] == lambda_request_id)
+                .collect();
+            match found.as_slice() {
+                [document] => return document.clone(),
+                [] if started.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                _ => panic!(
+                    "invocation {lambda_request_id}: {} EMF documents, one expected; stdout: {:#?}",
+                    found.len(),
+                    self.stdout()
+                ),
+            }
+        }
+    }
+
     /// Stops the process (the one this harness started).
     pub async fn stop(self) {
         self.process.stop();

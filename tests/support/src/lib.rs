@@ -11,11 +11,14 @@
 //!   what a function posts to `/init/error` (what the bench measures).
 //! - [`process`]: a function binary started against a Runtime API with Lambda's environment
 //!   variables, its stdout and stderr counted and kept.
+//! - [`functions`]: which functions there are (the crates under `functions/`, from cargo
+//!   metadata), so neither the tests nor the bench keep a list of them.
 //!
 //! Each caller keeps its own settings: `api_tests::runtime_api` holds every response to
 //! openapi.yaml and runs the debug binaries with the suite's environment; the bench's
 //! `lambda_bench::process` gives the release binaries Lambda's environment and nothing else.
 
+pub mod functions;
 pub mod http_server;
 pub mod process;
 pub mod runtime_api;

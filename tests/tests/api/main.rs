@@ -1,4 +1,4 @@
-//! Black-box tests of the four functions against the local DynamoDB server (`make test`).
+//! Black-box tests of every function against the local DynamoDB server (`make test`).
 
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,8 +8,10 @@ mod cors;
 mod create_user;
 mod events;
 mod get_user;
+mod harness;
 mod health;
 mod hostile_input;
+mod iam;
 mod lifecycle;
 mod login;
 mod panics;
