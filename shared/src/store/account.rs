@@ -80,17 +80,8 @@ impl Store {
         hash: &TokenHash,
         deadline: Deadline,
     ) -> Result<(), StoreError> {
-        const OP: &str = "DeleteItem session";
-        let k = key(keys::session(hash));
-        self.call(OP, deadline, || {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(k.clone()))
-                .send()
-        })
-        .await
-        .map(|_| ())
+        self.delete("DeleteItem session", key(keys::session(hash)), deadline)
+            .await
     }
 
     /// Renames `user`, on the condition that it still exists with its session generation: the

@@ -455,13 +455,7 @@ impl Store {
                 AttributeValue::N(trusted_until.timestamp().to_string()),
             ),
         ]);
-        let clear = self.call(CLEAR, deadline, || {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(counter.clone()))
-                .send()
-        });
+        let clear = self.delete(CLEAR, counter, deadline);
         let mark = self.call(TRUST, deadline, || {
             self.client
                 .put_item()
@@ -494,6 +488,24 @@ impl Store {
             },
             |err| StoreError::from_sdk(OP, err),
         )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes the item `k`, unconditionally: idempotent.
+    async fn delete(
+        &self,
+        op: &'static str,
+        k: Item,
+        deadline: Deadline,
+    ) -> Result<(), StoreError> {
+        self.call(op, deadline, || {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(k.clone()))
+                .send()
+        })
         .await
         .map(|_| ())
     }

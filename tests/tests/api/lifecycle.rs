@@ -450,8 +450,8 @@ async fn a_sign_up_racing_a_delete_never_leaves_two_users_for_one_email() {
     }
 }
 
-#[tokio::test]
-async fn a_delete_whose_answer_was_lost_is_retried_to_204_with_nothing_left() {
+/// Ada signed up and in directly; the lifecycle functions reach DynamoDB through a fault proxy.
+async fn behind_the_fault_proxy() -> (Harness, FaultProxy, Lifecycle, String, String) {
     let h = Harness::new().await;
     let proxy = FaultProxy::start().await;
     let endpoint = proxy.endpoint();
@@ -460,6 +460,12 @@ async fn a_delete_whose_answer_was_lost_is_retried_to_204_with_nothing_left() {
     let token = log_in(&h, "ada@example.com", PASSWORD)
         .await
         .expect("a token");
+    (h, proxy, api, id, token)
+}
+
+#[tokio::test]
+async fn a_delete_whose_answer_was_lost_is_retried_to_204_with_nothing_left() {
+    let (h, proxy, api, id, token) = behind_the_fault_proxy().await;
     proxy.set_plan(Plan::first(1, Fault::LoseResponse).only("TransactWriteItems"));
     let deleted = api.call_as("delete_user", &id, &token, None).await;
     assert_eq!(deleted.status, 204, "{deleted:#?}");
@@ -479,14 +485,7 @@ async fn a_delete_whose_answer_was_lost_is_retried_to_204_with_nothing_left() {
 
 #[tokio::test]
 async fn a_persistent_outage_is_a_503_with_retry_after_after_three_calls_at_most() {
-    let h = Harness::new().await;
-    let proxy = FaultProxy::start().await;
-    let endpoint = proxy.endpoint();
-    let api = Lifecycle::start(&h, &[("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str())]).await;
-    let id = sign_up(&h, "ada@example.com").await;
-    let token = log_in(&h, "ada@example.com", PASSWORD)
-        .await
-        .expect("a token");
+    let (h, proxy, api, id, token) = behind_the_fault_proxy().await;
     proxy.set_plan(Plan::always(Fault::ServerError));
     for (function, body) in [
         ("logout", None),

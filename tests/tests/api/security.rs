@@ -981,8 +981,7 @@ async fn at_trace_no_secret_reaches_the_output_while_our_own_lines_do() {
         )))
         .await;
     assert_eq!(created.status(), 201, "{created:#?}");
-    let id = serde_json::from_str::<Value>(created.body["body"].as_str().expect("a body"))
-        .expect("JSON")["id"]
+    let id = created.json_body()["id"]
         .as_str()
         .expect("an id")
         .to_owned();
@@ -993,8 +992,7 @@ async fn at_trace_no_secret_reaches_the_output_while_our_own_lines_do() {
     assert_eq!(wrong.status(), 401, "{wrong:#?}");
     let logged_in = login.api.invoke(keyed(login_event(EMAIL, PASSWORD))).await;
     assert_eq!(logged_in.status(), 200, "{logged_in:#?}");
-    let token = serde_json::from_str::<Value>(logged_in.body["body"].as_str().expect("a body"))
-        .expect("JSON")["access_token"]
+    let token = logged_in.json_body()["access_token"]
         .as_str()
         .expect("a token")
         .to_owned();
