@@ -2,77 +2,45 @@
 //! password, delete; each through its real binary against the local DynamoDB, with sessions
 //! started by login.
 
-use std::collections::BTreeMap;
-
 use api_tests::{
-    Harness, event,
+    Harness, Reply, event,
     fault_proxy::{Fault, FaultProxy, Plan},
-    functions,
-    runtime_api::{FunctionProcess, Invoked, function_binary},
-    string, wire_headers, with_authorization, with_body, with_user_id,
+    functions, string, with_authorization, with_body, with_user_id,
 };
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "correct horse battery staple";
 
-/// The new endpoints' binaries, one process each, on the harness's table (or `endpoint`).
+/// The lifecycle functions, called by name through their binaries ([`Harness::call_with_env`]),
+/// with `env` on top of the usual environment (a fault proxy's endpoint, say).
 struct Lifecycle {
-    processes: BTreeMap<&'static str, FunctionProcess>,
-}
-
-/// One answer: status, headers (lowercase names) and the JSON body (`Null` for none).
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: Value,
-}
-
-impl Answer {
-    fn error(&self, status: u16, code: &str) -> &Self {
-        assert_eq!(self.status, status, "{self:#?}");
-        assert_eq!(self.body["code"], code, "{self:#?}");
-        assert_eq!(self.body["status"], status, "{self:#?}");
-        self
-    }
-}
-
-fn answer(invoked: &Invoked) -> Answer {
-    assert!(invoked.ok, "the function answered: {invoked:#?}");
-    Answer {
-        status: invoked.status(),
-        headers: wire_headers(&invoked.body),
-        body: invoked.json_body(),
-    }
+    h: Harness,
+    env: Vec<(String, String)>,
 }
 
 impl Lifecycle {
-    async fn start(h: &Harness, extra_env: &[(&str, &str)]) -> Self {
-        let mut env = vec![("TABLE_NAME", h.table.as_str())];
-        env.extend_from_slice(extra_env);
-        let mut processes = BTreeMap::new();
-        for name in [
-            "logout",
-            "update_user",
-            "change_password",
-            "delete_user",
-            "get_user",
-        ] {
-            processes.insert(
-                name,
-                FunctionProcess::start(function_binary(name), name, &env).await,
-            );
+    async fn start(h: &Harness, env: &[(&str, &str)]) -> Self {
+        Self {
+            h: h.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         }
-        Self { processes }
     }
 
-    async fn call(&self, function: &str, sample: Value) -> Answer {
-        answer(&self.processes[function].api.invoke(sample).await)
+    async fn call(&self, function: &str, sample: Value) -> Reply {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.h.call_with_env(function, &env, sample).await
     }
 
     /// `function`'s `ok` sample, for `id`, with `token`, and `body` when given.
-    async fn call_as(&self, function: &str, id: &str, token: &str, body: Option<Value>) -> Answer {
+    async fn call_as(&self, function: &str, id: &str, token: &str, body: Option<Value>) -> Reply {
         let mut sample = with_authorization(event(function, "ok"), &format!("Bearer {token}"));
         if sample["pathParameters"].is_object() {
             sample = with_user_id(sample, id);
@@ -87,7 +55,7 @@ impl Lifecycle {
         self.call(function, sample).await
     }
 
-    async fn get(&self, id: &str, token: &str) -> Answer {
+    async fn get(&self, id: &str, token: &str) -> Reply {
         self.call_as("get_user", id, token, None).await
     }
 }
@@ -144,13 +112,12 @@ async fn logout_ends_that_session_and_no_other() {
     let out = api.call_as("logout", &id, &a, None).await;
     assert_eq!(out.status, 204, "{out:#?}");
     assert_eq!(out.body, Value::Null, "no body");
-    api.get(&id, &a).await.error(401, "not_authenticated");
+    api.get(&id, &a)
+        .await
+        .assert_error(401, "not_authenticated");
     let again = api.call_as("logout", &id, &a, None).await;
-    again.error(401, "not_authenticated");
-    assert_eq!(
-        again.headers.get("www-authenticate").map(String::as_str),
-        Some("Bearer")
-    );
+    again.assert_error(401, "not_authenticated");
+    assert_eq!(again.header("www-authenticate"), Some("Bearer"));
     assert_eq!(
         api.get(&id, &b).await.status,
         200,
@@ -158,7 +125,7 @@ async fn logout_ends_that_session_and_no_other() {
     );
     api.call("logout", event("logout", "no_token"))
         .await
-        .error(401, "not_authenticated");
+        .assert_error(401, "not_authenticated");
     assert_eq!(h.items_with_prefix("SESSION#").await.len(), 1);
 }
 
@@ -205,7 +172,7 @@ async fn rename_changes_the_name_and_nothing_else() {
         let refused = api
             .call_as("update_user", &id, &token, Some(body.clone()))
             .await;
-        refused.error(422, "validation_error");
+        refused.assert_error(422, "validation_error");
         let fields: Vec<&str> = refused.body["errors"]
             .as_array()
             .expect("errors")
@@ -221,7 +188,7 @@ async fn rename_changes_the_name_and_nothing_else() {
     );
     api.call("update_user", event("update_user", "no_token"))
         .await
-        .error(401, "not_authenticated");
+        .assert_error(401, "not_authenticated");
 }
 
 #[tokio::test]
@@ -246,7 +213,7 @@ async fn a_password_change_revokes_every_other_session() {
         Some(change("wrong horse battery", NEW_PASSWORD)),
     )
     .await
-    .error(401, "invalid_credentials");
+    .assert_error(401, "invalid_credentials");
     api.call_as(
         "change_password",
         &id,
@@ -254,7 +221,7 @@ async fn a_password_change_revokes_every_other_session() {
         Some(change(PASSWORD, "short")),
     )
     .await
-    .error(422, "validation_error");
+    .assert_error(422, "validation_error");
     let hash_now =
         string(&h.items_with_prefix("USER#").await[0], "password_hash").map(str::to_owned);
     assert_eq!(hash_before, hash_now);
@@ -269,12 +236,14 @@ async fn a_password_change_revokes_every_other_session() {
         )
         .await;
     assert_eq!(changed.status, 204, "{changed:#?}");
-    api.get(&id, &stolen).await.error(401, "not_authenticated");
+    api.get(&id, &stolen)
+        .await
+        .assert_error(401, "not_authenticated");
     for function in ["update_user", "logout", "delete_user"] {
         let body = (function == "update_user").then(|| json!({"name": "Mallory"}));
         api.call_as(function, &id, &stolen, body)
             .await
-            .error(401, "not_authenticated");
+            .assert_error(401, "not_authenticated");
     }
     assert_eq!(
         api.get(&id, &mine).await.status,
@@ -306,13 +275,13 @@ async fn a_wrong_current_password_counts_against_the_login_limit() {
     for _ in 0..5 {
         api.call_as("change_password", &id, &token, Some(wrong.clone()))
             .await
-            .error(401, "invalid_credentials");
+            .assert_error(401, "invalid_credentials");
     }
     let limited = api
         .call_as("change_password", &id, &token, Some(wrong))
         .await;
-    limited.error(429, "too_many_attempts");
-    assert!(limited.headers.contains_key("retry-after"), "{limited:#?}");
+    limited.assert_error(429, "too_many_attempts");
+    assert!(limited.header("retry-after").is_some(), "{limited:#?}");
     // The same counter as login's: a login for Ada from that address is refused too.
     let login = h
         .invoke(
@@ -339,9 +308,13 @@ async fn delete_removes_the_account_everywhere_and_frees_the_email() {
     assert!(h.items_with_prefix("EMAIL#").await.is_empty());
     api.call_as("delete_user", &id, &mine, None)
         .await
-        .error(401, "not_authenticated");
-    api.get(&id, &mine).await.error(401, "not_authenticated");
-    api.get(&id, &other).await.error(401, "not_authenticated");
+        .assert_error(401, "not_authenticated");
+    api.get(&id, &mine)
+        .await
+        .assert_error(401, "not_authenticated");
+    api.get(&id, &other)
+        .await
+        .assert_error(401, "not_authenticated");
     assert_eq!(log_in(&h, "ada@example.com", PASSWORD).await, Err(401));
     // The email is free again, for a new account with a new id.
     let again = sign_up(&h, "ada@example.com").await;
@@ -369,7 +342,7 @@ async fn no_new_route_reaches_another_users_account() {
         for id in [ada.as_str(), "not-an-id", "USER#x", ""] {
             api.call_as(function, id, &eve, body.clone())
                 .await
-                .error(404, "not_found");
+                .assert_error(404, "not_found");
         }
     }
     let mut after = h.items_with_prefix("USER#").await;
@@ -380,7 +353,9 @@ async fn no_new_route_reaches_another_users_account() {
     // The sample events say the same.
     for function in ["update_user", "change_password", "delete_user"] {
         let sample = with_authorization(event(function, "other_user"), &format!("Bearer {eve}"));
-        api.call(function, sample).await.error(404, "not_found");
+        api.call(function, sample)
+            .await
+            .assert_error(404, "not_found");
     }
 }
 
@@ -398,7 +373,9 @@ async fn a_login_racing_a_password_change_never_keeps_a_session() {
     assert_eq!(changed.status, 204, "{changed:#?}");
     // Whichever came first, a session made with the old password admits nobody now.
     if let Ok(token) = raced {
-        api.get(&id, &token).await.error(401, "not_authenticated");
+        api.get(&id, &token)
+            .await
+            .assert_error(401, "not_authenticated");
     }
     assert_eq!(api.get(&id, &mine).await.status, 200);
 }
@@ -498,11 +475,10 @@ async fn a_persistent_outage_is_a_503_with_retry_after_after_three_calls_at_most
     ] {
         let before = proxy.total_calls();
         let answer = api.call_as(function, &id, &token, body).await;
-        answer.error(503, "service_unavailable");
+        answer.assert_error(503, "service_unavailable");
         assert!(
             answer
-                .headers
-                .get("retry-after")
+                .header("retry-after")
                 .is_some_and(|v| v.parse::<u32>().is_ok_and(|n| n >= 1)),
             "{function}: {answer:#?}"
         );
@@ -540,9 +516,9 @@ async fn a_method_a_path_does_not_serve_names_every_method_the_path_does() {
             event(function, "method_not_allowed")
         };
         let refused = api.call(function, sample).await;
-        refused.error(405, "method_not_allowed");
+        refused.assert_error(405, "method_not_allowed");
         assert_eq!(
-            refused.headers.get("allow").map(String::as_str),
+            refused.header("allow"),
             Some(allow),
             "{function}: the path's methods, as openapi.yaml (and API Gateway's ANY mock) name them"
         );
