@@ -2,7 +2,8 @@
 """The README's walk-through, run against `make dev` (scripts/dev.sh) on free loopback ports.
 
 `make test` runs this last, so the local API a new user starts is exercised the way the README
-says to use it: sign up, duplicate sign-up, log in, read the profile, and the errors in between.
+says to use it: sign up, duplicate sign-up, log in, read the profile, the account's lifecycle
+(rename, password change, logout, delete), and the errors in between.
 It starts dev.sh in its own process group and stops exactly that group when done.
 """
 
@@ -118,6 +119,35 @@ def browser(base: str) -> None:
     print("smoke: a browser page reads every answer from an allowed origin, none from another")
 
 
+def lifecycle(base: str) -> None:
+    """The README's account lifecycle, on an account of its own: rename, change the password (the
+    other session dies), log out, delete, and the email signs up again."""
+    email = f"smoke-{uuid.uuid4().hex[:8]}@example.com"
+    old, new = "correct horse battery", "correct horse battery staple"
+    user = expect("POST /users (lifecycle)", call(base, "POST", "/users", {"email": email, "name": "Ada", "password": old}), 201)
+    me = f"/users/{user['id']}"
+
+    def login(password: str) -> dict:
+        return {"authorization": "Bearer " + expect(
+            "POST /auth/login (lifecycle)",
+            call(base, "POST", "/auth/login", {"email": email, "password": password}),
+            200,
+        )["access_token"]}
+
+    mine, other = login(old), login(old)
+    renamed = expect("PATCH /users/{id}", call(base, "PATCH", me, {"name": "Ada King"}, mine), 200)
+    if renamed.get("name") != "Ada King":
+        sys.exit(f"smoke: PATCH /users/{{id}} returned {renamed}")
+    expect("PUT /users/{id}/password", call(base, "PUT", me + "/password", {"current_password": old, "new_password": new}, mine), 204)
+    expect("GET /users/{id} with the other session", call(base, "GET", me, headers=other), 401, "not_authenticated")
+    expect("POST /auth/logout", call(base, "POST", "/auth/logout", headers=mine), 204)
+    expect("GET /users/{id} after logout", call(base, "GET", me, headers=mine), 401, "not_authenticated")
+    fresh = login(new)
+    expect("DELETE /users/{id}", call(base, "DELETE", me, headers=fresh), 204)
+    expect("DELETE /users/{id} again", call(base, "DELETE", me, headers=fresh), 401, "not_authenticated")
+    expect("POST /users after the delete", call(base, "POST", "/users", {"email": email, "name": "Ada", "password": old}), 201)
+
+
 def main() -> None:
     api_port, db_port, watch_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{api_port}"
@@ -196,6 +226,7 @@ def main() -> None:
         if me != user:
             sys.exit(f"smoke: GET /users/{{id}} returned {me}, expected {user}")
         expect("TRACE /users (the gateway's own 405)", call(base, "TRACE", "/users"), 405, "method_not_allowed")
+        lifecycle(base)
         browser(base)
         schemathesis(base, token)
     finally:
