@@ -9,7 +9,7 @@ use crate::{
     ApiError,
     domain::{ClientAddress, Email, Limit, LoginCounters, LoginLimit},
     metric,
-    store::{Deadline, Store},
+    store::{Deadline, Store, StoreError},
 };
 
 /// An attempt that passed the limits: its password may be checked now.
@@ -76,7 +76,7 @@ impl LoginAttempt {
 
     /// The password was wrong (or the email unknown): counts the failure on the address, with the
     /// spraying WARN once the address meets its threshold, and the `LoginFailures` metric.
-    pub async fn failed(&self, store: &Store, deadline: Deadline) -> Result<u32, ApiError> {
+    pub async fn failed(&self, store: &Store, deadline: Deadline) -> Result<u32, StoreError> {
         metric::LOGIN_FAILURES.count(1);
         let failures = store
             .count_login_failure(&self.counters.address, self.counters.window, deadline)
@@ -94,7 +94,7 @@ impl LoginAttempt {
     }
 
     /// The password was right: clears the pair's counter and marks the pair trusted.
-    pub async fn succeeded(&self, store: &Store, deadline: Deadline) -> Result<(), ApiError> {
+    pub async fn succeeded(&self, store: &Store, deadline: Deadline) -> Result<(), StoreError> {
         metric::LOGIN_FAILURES.count(0);
         store
             .login_succeeded(
@@ -103,7 +103,6 @@ impl LoginAttempt {
                 self.now,
                 deadline,
             )
-            .await?;
-        Ok(())
+            .await
     }
 }

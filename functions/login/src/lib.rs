@@ -82,7 +82,7 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     let token = SessionToken::generate()?;
     let session = Session::start(&token, &user, chrono::Utc::now());
     tokio::try_join!(
-        async { Ok::<_, ApiError>(store.put_session(&session, deadline).await?) },
+        store.put_session(&session, deadline),
         attempt.succeeded(store, deadline),
     )?;
     tracing::info!(user_id = %user.id, "session started");

@@ -33,12 +33,10 @@ use aws_sdk_dynamodb::{
     config::http::HttpResponse,
     error::SdkError,
     operation::transact_write_items::TransactWriteItemsError,
-    types::{Delete, ReturnValue, TransactWriteItem, Update},
+    types::{self, Delete, ReturnValue, TransactWriteItem},
 };
 
-use super::{
-    ErrorKind, Item, Store, StoreError, attr, key, keys, n, s, update_condition_failed, user_from,
-};
+use super::{ErrorKind, Item, Store, StoreError, Update, attr, key, keys, n, s, user_from};
 use crate::{
     domain::{PasswordHash, TokenHash, User, UserName},
     store::Deadline,
@@ -103,37 +101,16 @@ impl Store {
             (":name".to_owned(), s(name.as_str())),
             (":gen".to_owned(), n(user.session_generation)),
         ]);
-        let result = self
-            .call_or(
-                &self.retry,
-                OP,
-                deadline,
-                || {
-                    self.client
-                        .update_item()
-                        .table_name(&self.table)
-                        .set_key(Some(k.clone()))
-                        .update_expression("SET #name = :name")
-                        .condition_expression(generation_condition(user.session_generation))
-                        .set_expression_attribute_names(Some(names.clone()))
-                        .set_expression_attribute_values(Some(values.clone()))
-                        .return_values(ReturnValue::AllNew)
-                        .send()
-                },
-                |err| match update_condition_failed(&err) {
-                    true => StoreError::permanent(
-                        OP,
-                        ErrorKind::ConditionalCheckFailed,
-                        "the user is gone or its sessions were revoked",
-                    ),
-                    false => StoreError::from_sdk(OP, err),
-                },
-            )
-            .await;
-        match result {
-            Ok(output) => user_from(&output.attributes.unwrap_or_default(), OP).map(Some),
-            Err(err) if err.kind == ErrorKind::ConditionalCheckFailed => Ok(None),
-            Err(err) => Err(err),
+        let update = Update {
+            expression: "SET #name = :name",
+            condition: Some(generation_condition(user.session_generation)),
+            names,
+            values,
+            returns: ReturnValue::AllNew,
+        };
+        match self.update_item(OP, k, update, deadline).await? {
+            Some(attributes) => user_from(&attributes, OP).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -155,7 +132,7 @@ impl Store {
         ]);
         let user_update = built(
             OP,
-            Update::builder()
+            types::Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(keys::user(&user.id))))
                 .update_expression("SET #hash = :hash, #gen = :next")
@@ -170,7 +147,7 @@ impl Store {
         )?;
         let session_update = built(
             OP,
-            Update::builder()
+            types::Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(keys::session(keep))))
                 .update_expression("SET #gen = :next")

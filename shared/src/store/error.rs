@@ -249,8 +249,6 @@ pub enum ErrorKind {
     MalformedItem,
     /// The create transaction's email condition failed: the email item exists.
     EmailTaken,
-    /// A login counter's condition failed: it is at its limit.
-    LimitReached,
 }
 
 impl ErrorKind {
@@ -279,7 +277,6 @@ impl ErrorKind {
             Self::Deadline => "deadline",
             Self::MalformedItem => "malformed_item",
             Self::EmailTaken => "EmailConditionFailed",
-            Self::LimitReached => "LimitConditionFailed",
         }
     }
 
@@ -306,8 +303,7 @@ impl ErrorKind {
             | Self::IdempotentParameterMismatch
             | Self::Other
             | Self::MalformedItem
-            | Self::EmailTaken
-            | Self::LimitReached => Fault::Permanent,
+            | Self::EmailTaken => Fault::Permanent,
         }
     }
 }

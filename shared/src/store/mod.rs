@@ -288,15 +288,7 @@ impl Store {
             ),
         ]);
         // Writing the same session again is harmless: the put is idempotent as it stands.
-        self.call(OP, deadline, || {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item.clone()))
-                .send()
-        })
-        .await
-        .map(|_| ())
+        self.put(OP, item, deadline).await
     }
 
     /// The session stored under this token hash, expired or not (the caller checks expiry).
@@ -372,37 +364,15 @@ impl Store {
             values.insert(":limit".to_owned(), AttributeValue::N(limit.to_string()));
         }
         let condition = limit.map(|_| "attribute_not_exists(#attempts) OR #attempts < :limit");
-        let result = self
-            .call_or(
-                &self.retry,
-                OP,
-                deadline,
-                || {
-                    self.client
-                        .update_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key(keys::login_counter(counter, window))))
-                        .update_expression(update)
-                        .set_condition_expression(condition.map(str::to_owned))
-                        .set_expression_attribute_names(Some(names.clone()))
-                        .set_expression_attribute_values(Some(values.clone()))
-                        .send()
-                },
-                |err| match update_condition_failed(&err) {
-                    true => StoreError::permanent(
-                        OP,
-                        ErrorKind::LimitReached,
-                        "the login counter is at its limit",
-                    ),
-                    false => StoreError::from_sdk(OP, err),
-                },
-            )
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.kind == ErrorKind::LimitReached => Ok(false),
-            Err(err) => Err(err),
-        }
+        let k = key(keys::login_counter(counter, window));
+        let update = Update {
+            expression: update,
+            condition,
+            names,
+            values,
+            returns: ReturnValue::None,
+        };
+        Ok(self.update_item(OP, k, update, deadline).await?.is_some())
     }
 
     /// Counts one failed login on `address` in `window` and returns the window's count. One
@@ -415,20 +385,18 @@ impl Store {
     ) -> Result<u32, StoreError> {
         const OP: &str = "UpdateItem login failures";
         let (names, values) = counter_expression(attr::FAILURES, window);
-        let output = self
-            .call(OP, deadline, || {
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(keys::login_counter(address, window))))
-                    .update_expression("SET #entity = :entity, #expires = :ends ADD #failures :one")
-                    .set_expression_attribute_names(Some(names.clone()))
-                    .set_expression_attribute_values(Some(values.clone()))
-                    .return_values(ReturnValue::UpdatedNew)
-                    .send()
-            })
-            .await?;
-        let attributes = output.attributes.unwrap_or_default();
+        let update = Update {
+            expression: "SET #entity = :entity, #expires = :ends ADD #failures :one",
+            condition: None,
+            names,
+            values,
+            returns: ReturnValue::UpdatedNew,
+        };
+        let k = key(keys::login_counter(address, window));
+        let attributes = self
+            .update_item(OP, k, update, deadline)
+            .await?
+            .unwrap_or_default();
         Read::new(&attributes, OP, "login counter").count(attr::FAILURES)
     }
 
@@ -456,13 +424,7 @@ impl Store {
             ),
         ]);
         let clear = self.delete(CLEAR, counter, deadline);
-        let mark = self.call(TRUST, deadline, || {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(trust.clone()))
-                .send()
-        });
+        let mark = self.put(TRUST, trust, deadline);
         futures::try_join!(clear, mark).map(|_| ())
     }
 
@@ -490,6 +452,67 @@ impl Store {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Puts `item`, unconditionally: idempotent.
+    async fn put(
+        &self,
+        op: &'static str,
+        item: Item,
+        deadline: Deadline,
+    ) -> Result<(), StoreError> {
+        self.call(op, deadline, || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// One UpdateItem of the item `k`: its attributes as `update.returns` asks, or `None` when
+    /// its condition failed (an answer, never retried).
+    async fn update_item(
+        &self,
+        op: &'static str,
+        k: Item,
+        update: Update<'_>,
+        deadline: Deadline,
+    ) -> Result<Option<Item>, StoreError> {
+        let result = self
+            .call_or(
+                &self.retry,
+                op,
+                deadline,
+                || {
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(k.clone()))
+                        .update_expression(update.expression)
+                        .set_condition_expression(update.condition.map(str::to_owned))
+                        .set_expression_attribute_names(Some(update.names.clone()))
+                        .set_expression_attribute_values(Some(update.values.clone()))
+                        .return_values(update.returns.clone())
+                        .send()
+                },
+                |err| match update_condition_failed(&err) {
+                    true => StoreError::permanent(
+                        op,
+                        ErrorKind::ConditionalCheckFailed,
+                        "the update's condition does not hold",
+                    ),
+                    false => StoreError::from_sdk(op, err),
+                },
+            )
+            .await;
+        match result {
+            Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
+            Err(err) if err.kind == ErrorKind::ConditionalCheckFailed => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Deletes the item `k`, unconditionally: idempotent.
@@ -636,6 +659,15 @@ impl<'a> Read<'a> {
             .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
             .ok_or_else(|| self.malformed(name))
     }
+}
+
+/// What an UpdateItem writes ([`Store::update_item`]).
+struct Update<'a> {
+    expression: &'a str,
+    condition: Option<&'a str>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+    returns: ReturnValue,
 }
 
 /// A user item as a [`User`].

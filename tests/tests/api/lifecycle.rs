@@ -5,7 +5,7 @@
 use api_tests::{
     Harness, Reply, event,
     fault_proxy::{Fault, FaultProxy, Plan},
-    functions, string, with_authorization, with_body, with_user_id,
+    functions, string, with_authorization, with_body,
 };
 use serde_json::{Value, json};
 
@@ -42,12 +42,14 @@ impl Lifecycle {
     /// `function`'s `ok` sample, for `id`, with `token`, and `body` when given.
     async fn call_as(&self, function: &str, id: &str, token: &str, body: Option<Value>) -> Reply {
         let mut sample = with_authorization(event(function, "ok"), &format!("Bearer {token}"));
-        if sample["pathParameters"].is_object() {
-            sample = with_user_id(sample, id);
-            if function == "change_password" {
-                sample["path"] = Value::from(format!("/users/{id}/password"));
-                sample["requestContext"]["path"] = Value::from(format!("/dev/users/{id}/password"));
-            }
+        // The route's own path with `id` in it (`/users/{id}`, `/users/{id}/password`).
+        let resource = sample["resource"].as_str().unwrap_or_default().to_owned();
+        if resource.contains("{id}") {
+            let path = resource.replace("{id}", id);
+            let stage = sample["requestContext"]["stage"].as_str().unwrap_or("dev");
+            sample["requestContext"]["path"] = Value::from(format!("/{stage}{path}"));
+            sample["path"] = Value::from(path);
+            sample["pathParameters"] = json!({ "id": id });
         }
         if let Some(body) = body {
             sample = with_body(sample, body.to_string());
@@ -58,6 +60,18 @@ impl Lifecycle {
     async fn get(&self, id: &str, token: &str) -> Reply {
         self.call_as("get_user", id, token, None).await
     }
+}
+
+/// Ada signed up and in; the lifecycle functions run with `env` on top of the usual environment.
+/// The harness, the functions, her id and her token.
+async fn ada_signed_in(env: &[(&str, &str)]) -> (Harness, Lifecycle, String, String) {
+    let h = Harness::new().await;
+    let api = Lifecycle::start(&h, env).await;
+    let id = sign_up(&h, "ada@example.com").await;
+    let token = log_in(&h, "ada@example.com", PASSWORD)
+        .await
+        .expect("a token");
+    (h, api, id, token)
 }
 
 fn login_sample(email: &str, password: &str, ip: &str) -> Value {
@@ -103,10 +117,7 @@ async fn log_in(h: &Harness, email: &str, password: &str) -> Result<String, u16>
 
 #[tokio::test]
 async fn logout_ends_that_session_and_no_other() {
-    let h = Harness::new().await;
-    let api = Lifecycle::start(&h, &[]).await;
-    let id = sign_up(&h, "ada@example.com").await;
-    let a = log_in(&h, "ada@example.com", PASSWORD).await.expect("a");
+    let (h, api, id, a) = ada_signed_in(&[]).await;
     let b = log_in(&h, "ada@example.com", PASSWORD).await.expect("b");
 
     let out = api.call_as("logout", &id, &a, None).await;
@@ -131,12 +142,7 @@ async fn logout_ends_that_session_and_no_other() {
 
 #[tokio::test]
 async fn rename_changes_the_name_and_nothing_else() {
-    let h = Harness::new().await;
-    let api = Lifecycle::start(&h, &[]).await;
-    let id = sign_up(&h, "ada@example.com").await;
-    let token = log_in(&h, "ada@example.com", PASSWORD)
-        .await
-        .expect("a token");
+    let (h, api, id, token) = ada_signed_in(&[]).await;
     let before = h.items_with_prefix("USER#").await;
 
     let renamed = api
@@ -193,10 +199,7 @@ async fn rename_changes_the_name_and_nothing_else() {
 
 #[tokio::test]
 async fn a_password_change_revokes_every_other_session() {
-    let h = Harness::new().await;
-    let api = Lifecycle::start(&h, &[]).await;
-    let id = sign_up(&h, "ada@example.com").await;
-    let mine = log_in(&h, "ada@example.com", PASSWORD).await.expect("mine");
+    let (h, api, id, mine) = ada_signed_in(&[]).await;
     let stolen = log_in(&h, "ada@example.com", PASSWORD)
         .await
         .expect("stolen");
@@ -264,12 +267,7 @@ async fn a_password_change_revokes_every_other_session() {
 
 #[tokio::test]
 async fn a_wrong_current_password_counts_against_the_login_limit() {
-    let h = Harness::new().await;
-    let api = Lifecycle::start(&h, &[]).await;
-    let id = sign_up(&h, "ada@example.com").await;
-    let token = log_in(&h, "ada@example.com", PASSWORD)
-        .await
-        .expect("a token");
+    let (h, api, id, token) = ada_signed_in(&[]).await;
     let wrong = json!({"current_password": "wrong horse battery", "new_password": NEW_PASSWORD});
     // The sample's address (203.0.113.10): its pair for Ada has five attempts.
     for _ in 0..5 {
@@ -294,10 +292,7 @@ async fn a_wrong_current_password_counts_against_the_login_limit() {
 
 #[tokio::test]
 async fn delete_removes_the_account_everywhere_and_frees_the_email() {
-    let h = Harness::new().await;
-    let api = Lifecycle::start(&h, &[]).await;
-    let id = sign_up(&h, "ada@example.com").await;
-    let mine = log_in(&h, "ada@example.com", PASSWORD).await.expect("mine");
+    let (h, api, id, mine) = ada_signed_in(&[]).await;
     let other = log_in(&h, "ada@example.com", PASSWORD)
         .await
         .expect("other");
@@ -361,10 +356,7 @@ async fn no_new_route_reaches_another_users_account() {
 
 #[tokio::test]
 async fn a_login_racing_a_password_change_never_keeps_a_session() {
-    let h = Harness::new().await;
-    let api = Lifecycle::start(&h, &[]).await;
-    let id = sign_up(&h, "ada@example.com").await;
-    let mine = log_in(&h, "ada@example.com", PASSWORD).await.expect("mine");
+    let (h, api, id, mine) = ada_signed_in(&[]).await;
     let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
     let (changed, raced) = tokio::join!(
         api.call_as("change_password", &id, &mine, Some(body)),
@@ -429,14 +421,10 @@ async fn a_sign_up_racing_a_delete_never_leaves_two_users_for_one_email() {
 
 /// Ada signed up and in directly; the lifecycle functions reach DynamoDB through a fault proxy.
 async fn behind_the_fault_proxy() -> (Harness, FaultProxy, Lifecycle, String, String) {
-    let h = Harness::new().await;
     let proxy = FaultProxy::start().await;
     let endpoint = proxy.endpoint();
-    let api = Lifecycle::start(&h, &[("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str())]).await;
-    let id = sign_up(&h, "ada@example.com").await;
-    let token = log_in(&h, "ada@example.com", PASSWORD)
-        .await
-        .expect("a token");
+    let (h, api, id, token) =
+        ada_signed_in(&[("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str())]).await;
     (h, proxy, api, id, token)
 }
 
