@@ -7,3 +7,6 @@ export AWS_SECRET_ACCESS_KEY=local
 unset AWS_PROFILE AWS_SESSION_TOKEN
 export AWS_EC2_METADATA_DISABLED=true
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${DYNAMODB_PORT}"
+# The key sign-up fingerprints are keyed with (`Idempotency-Key`); the stack makes a random one in
+# Secrets Manager. This one is for local runs only.
+export IDEMPOTENCY_FINGERPRINT_KEY="${IDEMPOTENCY_FINGERPRINT_KEY:-local-only-fingerprint-key-not-a-secret}"

@@ -13,6 +13,7 @@
 //! | `LOG_FORMAT`, `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_RUNTIME_API`, `CARGO_LAMBDA_VERSION` | [`Config::log_format`] | JSON in Lambda, pretty elsewhere |
 //! | `LOG_LEVEL`, then `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG` (a level) | [`Config::log_levels`]: our crates | `info` |
 //! | `DEPENDENCY_LOG_LEVEL` | [`Config::log_levels`]: every other crate | the level above, at most `info` |
+//! | `IDEMPOTENCY_FINGERPRINT_KEY` | [`Config::fingerprint_key`] ([`crate::idempotency`]) | none: `Idempotency-Key` requests get a 500 |
 //! | `SENTRY_DSN`, `SENTRY_CAPTURE_4XX` | [`Config::sentry_dsn`], [`Config::sentry_capture_4xx`] | off, `false` |
 //!
 //! A value that is set but invalid (no table, a bad retry setting, an entry of the CORS list that
@@ -25,6 +26,7 @@ use std::fmt;
 use crate::{
     cors::AllowedOrigins,
     error::BoxError,
+    idempotency::{FINGERPRINT_KEY_ENV, FingerprintKey},
     store::RetryPolicy,
     telemetry::{LogFormat, LogLevels},
 };
@@ -36,7 +38,8 @@ pub const DEFAULT_SERVICE: &str = "users-api";
 /// default).
 pub const DEFAULT_NAMESPACE: &str = "UsersApi";
 
-/// What a function knows about where it runs. `Debug` leaves the Sentry DSN out.
+/// What a function knows about where it runs. `Debug` leaves the Sentry DSN and the fingerprint key
+/// out.
 #[derive(Clone)]
 pub struct Config {
     /// The DynamoDB table.
@@ -62,6 +65,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The log levels: ours, and the dependencies' (never below `info` unless asked).
     pub log_levels: LogLevels,
+    /// The key payload fingerprints are keyed with, for `Idempotency-Key` records; `None`: a
+    /// request with an `Idempotency-Key` is refused with a 500 (the stack always provides one).
+    pub fingerprint_key: Option<FingerprintKey>,
     /// Where Sentry events go; `None`: Sentry is off.
     pub sentry_dsn: Option<String>,
     /// Also send 4xx answers to Sentry.
@@ -128,6 +134,11 @@ impl Config {
                 String::new()
             }
         };
+        let fingerprint_key = var(FINGERPRINT_KEY_ENV).and_then(|value| {
+            FingerprintKey::parse(&value)
+                .map_err(|err| problems.push(err.into()))
+                .ok()
+        });
         let (cors, invalid) =
             AllowedOrigins::parse(&var(crate::cors::ALLOW_ORIGINS_ENV).unwrap_or_default());
         problems.extend(invalid.into_iter().map(BoxError::from));
@@ -143,6 +154,7 @@ impl Config {
             cors,
             log_format: LogFormat::from_lookup(var),
             log_levels: LogLevels::from_lookup(var),
+            fingerprint_key,
             sentry_dsn: var("SENTRY_DSN").map(|dsn| dsn.trim().to_owned()),
             sentry_capture_4xx: var("SENTRY_CAPTURE_4XX")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
@@ -193,6 +205,10 @@ impl fmt::Debug for Config {
             .field("cors", &self.cors)
             .field("log_format", &self.log_format)
             .field("log_levels", &self.log_levels)
+            .field(
+                "fingerprint_key",
+                &self.fingerprint_key.as_ref().map(|_| "set"),
+            )
             .field("sentry", &self.sentry_dsn.as_ref().map(|_| "on"))
             .field("sentry_capture_4xx", &self.sentry_capture_4xx)
             .finish()
@@ -229,6 +245,20 @@ mod tests {
             "info,shared=info,login=info"
         );
         assert!(config.cors.is_empty() && config.sentry_dsn.is_none());
+    }
+
+    #[test]
+    fn the_fingerprint_key_is_checked_and_never_shown() {
+        let secret = "k".repeat(40);
+        let (config, error) = load(&[("TABLE_NAME", "users"), (FINGERPRINT_KEY_ENV, &secret)]);
+        assert!(error.is_none(), "{error:?}");
+        assert!(config.fingerprint_key.is_some());
+        assert!(!format!("{config:?}").contains(&secret));
+        let (config, error) = load(&[("TABLE_NAME", "users"), (FINGERPRINT_KEY_ENV, "short")]);
+        assert!(config.fingerprint_key.is_none());
+        let text = error.expect("a short key is refused").to_string();
+        assert!(text.contains(FINGERPRINT_KEY_ENV), "{text}");
+        assert!(!text.contains("short"), "the value is not repeated: {text}");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong, for a human; it never repeats the submitted value.
     pub message: String,
+    /// `header` when `field` is a request header's name rather than a pointer into the body.
+    #[serde(rename = "in", skip_serializing_if = "Option::is_none")]
+    pub location: Option<&'static str>,
 }
 
 impl FieldError {
@@ -40,6 +43,16 @@ impl FieldError {
         Self {
             field: json_pointer(name),
             message: message.into(),
+            location: None,
+        }
+    }
+
+    /// An error about the request header `name` (`in: header`).
+    pub fn header(name: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: name.to_owned(),
+            message: message.into(),
+            location: Some("header"),
         }
     }
 
@@ -48,6 +61,7 @@ impl FieldError {
         Self {
             field: String::new(),
             message: message.into(),
+            location: None,
         }
     }
 }
@@ -82,6 +96,18 @@ pub enum ApiError {
     /// 409: a user with this email already exists.
     #[error("User already exists")]
     UserExists,
+
+    /// 409: a request with this `Idempotency-Key` is still being served; retry after
+    /// `retry_after`, when it has finished or its lock has ended.
+    #[error("A request with this Idempotency-Key is still in progress, please retry later")]
+    RequestInProgress {
+        /// Until the first request's lock ends.
+        retry_after: Duration,
+    },
+
+    /// 422: this `Idempotency-Key` was used with another payload; `errors` names the header.
+    #[error("This Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
 
     /// 413: the body is larger than [`crate::request::MAX_BODY_BYTES`].
     #[error("Request body is too large: the limit is {limit} bytes")]
@@ -145,10 +171,10 @@ impl ApiError {
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UserExists => StatusCode::CONFLICT,
+            Self::UserExists | Self::RequestInProgress { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::Unhealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -163,6 +189,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UserExists => "user_exists",
+            Self::RequestInProgress { .. } => "request_in_progress",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_error",
@@ -176,9 +204,9 @@ impl ApiError {
     /// The `Retry-After` a client gets, for the statuses that carry one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Unavailable { retry_after, .. } | Self::TooManyAttempts { retry_after } => {
-                Some(*retry_after)
-            }
+            Self::Unavailable { retry_after, .. }
+            | Self::TooManyAttempts { retry_after }
+            | Self::RequestInProgress { retry_after } => Some(*retry_after),
             Self::Unhealthy { .. } => Some(UNHEALTHY_RETRY_AFTER),
             _ => None,
         }
@@ -193,6 +221,13 @@ impl ApiError {
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let status = self.status();
         let detail = self.to_string();
+        // Every 422 names what is wrong; a reused key's problem is the header.
+        let reused = matches!(self, Self::IdempotencyKeyReused).then(|| {
+            vec![FieldError::header(
+                crate::idempotency::HEADER,
+                "was already used with a different request; send a new key",
+            )]
+        });
         let body = ErrorBody {
             detail: &detail,
             status: status.as_u16(),
@@ -200,7 +235,7 @@ impl ApiError {
             request_id,
             errors: match &self {
                 Self::Validation(errors) => Some(errors),
-                _ => None,
+                _ => reused.as_ref(),
             },
             checks: match &self {
                 Self::Unhealthy { checks, .. } => Some(checks),
@@ -318,6 +353,18 @@ mod tests {
             (ApiError::NotFound("User"), 404, "not_found"),
             (ApiError::UserExists, 409, "user_exists"),
             (
+                ApiError::RequestInProgress {
+                    retry_after: Duration::from_secs(3),
+                },
+                409,
+                "request_in_progress",
+            ),
+            (
+                ApiError::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
+            ),
+            (
                 ApiError::MethodNotAllowed { allow: "POST" },
                 405,
                 "method_not_allowed",
@@ -396,6 +443,24 @@ mod tests {
                 {"field": "/a~1b~0c", "message": "unknown field"},
             ])
         );
+    }
+
+    #[test]
+    fn idempotency_errors_name_the_header_and_say_when_to_retry() {
+        let (_, _, body) = render(ApiError::IdempotencyKeyReused);
+        assert_eq!(
+            body["errors"],
+            json!([{
+                "field": "Idempotency-Key",
+                "in": "header",
+                "message": "was already used with a different request; send a new key",
+            }])
+        );
+        let (_, headers, body) = render(ApiError::RequestInProgress {
+            retry_after: Duration::from_millis(2100),
+        });
+        assert_eq!(headers["retry-after"], "3");
+        assert!(body.get("errors").is_none());
     }
 
     #[test]

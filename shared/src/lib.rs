@@ -8,6 +8,7 @@
 //!   parsing into domain types with per-field errors.
 //! - [`response`]: JSON responses and the headers every response carries.
 //! - [`auth`]: the bearer session behind every authenticated route, and "your own account only".
+//! - [`idempotency`]: client `Idempotency-Key`s: one effect per key, the first answer replayed.
 //! - [`login_guard`]: the login limits around every password check (login, password change).
 //! - [`cors`]: which browser origins may read the answers (tower-http's CORS layer, configured).
 //! - [`domain`]: emails, names, passwords (Argon2id), sessions, users, the login limit.
@@ -26,6 +27,7 @@ pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod json;
 pub mod login_guard;
 pub mod metric;

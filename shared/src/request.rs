@@ -6,7 +6,12 @@ use std::time::{Duration, SystemTime};
 use http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, request::RequestContext};
 
-use crate::{deadline::Deadline, error::ApiError, json::JsonObject};
+use crate::{
+    deadline::Deadline,
+    error::{ApiError, FieldError},
+    idempotency::IdempotencyKey,
+    json::JsonObject,
+};
 
 /// The largest request body accepted, in bytes. Every body of this API is a few hundred bytes; the
 /// limit is checked before anything parses the body, so a large or deeply nested one costs nothing.
@@ -180,6 +185,27 @@ impl ApiRequest {
             RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref(),
             _ => None,
         }
+    }
+
+    /// The id of the API key the request was made with (`requestContext.identity.apiKeyId`), when
+    /// API Gateway required one.
+    pub fn api_key_id(&self) -> Option<&str> {
+        match self.inner.request_context_ref()? {
+            RequestContext::ApiGatewayV1(ctx) => ctx.identity.api_key_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The client's `Idempotency-Key`, if it sent one ([`crate::idempotency`]); a 422 field error
+    /// naming the header for a malformed or repeated one.
+    pub fn idempotency_key(&self) -> Result<Option<IdempotencyKey>, FieldError> {
+        IdempotencyKey::from_header_values(
+            self.inner
+                .headers()
+                .get_all(crate::idempotency::HEADER)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+        )
     }
 
     /// A header's value, if present and text.

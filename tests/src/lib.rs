@@ -42,7 +42,12 @@ use lambda_http::{Adapter, request::LambdaRequest};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use shared::{
-    App, Route, config::Config, cors::AllowedOrigins, runtime::Handler, store::Store,
+    App, Route,
+    config::Config,
+    cors::AllowedOrigins,
+    idempotency::{FINGERPRINT_KEY_ENV, FingerprintKey},
+    runtime::Handler,
+    store::Store,
     telemetry::Scope,
 };
 use tower::ServiceExt as _;
@@ -209,6 +214,7 @@ impl Harness {
         let config = Config {
             table_name: table.to_owned(),
             stage: "test".to_owned(),
+            fingerprint_key: FingerprintKey::parse(TEST_FINGERPRINT_KEY).ok(),
             ..Config::default()
         };
         Arc::new(App::new(config, Store::new(client, table)))
@@ -309,6 +315,7 @@ impl Harness {
         let mut settings = vec![
             ("TABLE_NAME", self.table.as_str()),
             ("CORS_ALLOW_ORIGINS", TEST_ALLOWED_ORIGINS),
+            (FINGERPRINT_KEY_ENV, TEST_FINGERPRINT_KEY),
         ];
         settings.extend_from_slice(env);
         let process = Arc::new(
@@ -389,6 +396,9 @@ pub const DEFAULT_INVOCATION_TIME: Duration = Duration::from_secs(10);
 pub async fn invoke_with<H: Handler>(app: Arc<App>, function: Function<H>, event: Value) -> Reply {
     invoke_with_deadline(app, function, event, DEFAULT_INVOCATION_TIME).await
 }
+
+/// The `IDEMPOTENCY_FINGERPRINT_KEY` of every test app and function process.
+pub const TEST_FINGERPRINT_KEY: &str = "test-only-fingerprint-key-0123456789abcdef";
 
 /// The origin list every in-process invocation is served with (as `CORS_ALLOW_ORIGINS`).
 pub const TEST_ALLOWED_ORIGINS: &str = "https://app.example.com,http://localhost:*";

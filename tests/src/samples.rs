@@ -22,6 +22,9 @@ pub enum Given {
     Nothing,
     /// Ada signed up (`events/create_user/ok.json`): `{{user_id}}` is her id.
     SignedUp,
+    /// Ada signed up with an `Idempotency-Key` (`events/create_user/idempotency_key.json`):
+    /// `{{user_id}}` is her id, and the key's record is there to replay.
+    SignedUpWithKey,
     /// Ada signed up and logged in (`events/login/ok.json`): `{{user_id}}` and `{{token}}`, her
     /// access token.
     SignedIn,
@@ -32,6 +35,7 @@ impl Given {
         match text {
             "nothing" => Some(Self::Nothing),
             "signed_up" => Some(Self::SignedUp),
+            "signed_up_with_key" => Some(Self::SignedUpWithKey),
             "signed_in" => Some(Self::SignedIn),
             _ => None,
         }
@@ -41,7 +45,7 @@ impl Given {
     pub fn placeholders(self) -> &'static [&'static str] {
         match self {
             Self::Nothing => &[],
-            Self::SignedUp => &[USER_ID],
+            Self::SignedUp | Self::SignedUpWithKey => &[USER_ID],
             Self::SignedIn => &[USER_ID, TOKEN],
         }
     }
@@ -52,6 +56,7 @@ impl fmt::Display for Given {
         f.write_str(match self {
             Self::Nothing => "nothing",
             Self::SignedUp => "signed_up",
+            Self::SignedUpWithKey => "signed_up_with_key",
             Self::SignedIn => "signed_in",
         })
     }

@@ -1,6 +1,12 @@
 //! Passwords: length rules checked before any hashing, and Argon2id hashing off the async threads.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use argon2::{
     Algorithm, Argon2, Params, Version,
@@ -57,6 +63,11 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$cENqXZCR/xUXta2+d2j2Cg$
 pub struct Password(String);
 
 impl Password {
+    /// The password itself, for the keyed sign-up fingerprint ([`crate::idempotency`]) only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// A password for a new account: between [`PasswordRules::MIN_CHARS`] and
     /// [`PasswordRules::MAX_CHARS`] characters.
     pub fn parse_new(input: &str) -> Result<Self, String> {
@@ -119,6 +130,7 @@ impl fmt::Debug for PasswordHash {
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    made: Arc<AtomicU64>,
 }
 
 impl Default for PasswordHasher {
@@ -126,6 +138,7 @@ impl Default for PasswordHasher {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             permits: Arc::new(Semaphore::new(cores)),
+            made: Arc::default(),
         }
     }
 }
@@ -138,6 +151,7 @@ fn argon2() -> Result<Argon2<'static>, HashError> {
 impl PasswordHasher {
     /// Hashes a new password with a fresh random salt.
     pub async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
+        self.made.fetch_add(1, Ordering::Relaxed);
         self.blocking(move || {
             let hash = argon2()?
                 .hash_password(password.0.as_bytes())
@@ -164,6 +178,12 @@ impl PasswordHasher {
             Ok(known && matches)
         })
         .await
+    }
+
+    /// How many new hashes this hasher (and its clones) has been asked for: what a test reads to
+    /// check that a replayed sign-up hashed nothing.
+    pub fn hashes_made(&self) -> u64 {
+        self.made.load(Ordering::Relaxed)
     }
 
     async fn blocking<T: Send + 'static>(

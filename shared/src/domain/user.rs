@@ -5,7 +5,10 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::domain::{Email, Password, PasswordHash};
+use crate::{
+    domain::{Email, Password, PasswordHash},
+    idempotency::{Fingerprint, FingerprintKey},
+};
 
 /// A user id: a random UUID in its lowercase hyphenated form, and nothing else, so that an id
 /// from a path can never name another kind of item.
@@ -81,6 +84,19 @@ pub struct NewUser {
     pub name: UserName,
     /// The password, within the length rules.
     pub password: Password,
+}
+
+impl NewUser {
+    /// The keyed fingerprint of this sign-up, for its `Idempotency-Key` record: email, name and
+    /// password, under the stack's key ([`crate::idempotency`] says why the password is in it and
+    /// why the hash is keyed).
+    pub fn fingerprint(&self, key: &FingerprintKey) -> Fingerprint {
+        key.fingerprint(&[
+            self.email.as_str().as_bytes(),
+            self.name.as_str().as_bytes(),
+            self.password.expose().as_bytes(),
+        ])
+    }
 }
 
 /// A user as stored.

@@ -7,6 +7,7 @@
 //! | session | `SESSION#<sha256 of token>` | `SESSION` | user_id, session_generation, expires_at (TTL, epoch seconds) |
 //! | login counter | `LOGIN#<kind>#<sha256>` (kind `pair`, `email` or `address`) | `WINDOW#<n>` | attempts or failures, expires_at (TTL: the window's end) |
 //! | login trust | `LOGIN#pair#<sha256>` | `TRUSTED` | expires_at (TTL: 30 days after the last success) |
+//! | idempotency record | `IDEMPOTENCY#<sha256 of route, scope, key>` | `IDEMPOTENCY` | state, fingerprint (keyed), attempt, valid_until, expires_at (TTL), result_status, reference (`store/idempotency.rs`) |
 //!
 //! The user and its email item are written in one transaction, each with `attribute_not_exists(pk)`,
 //! so two sign-ups with one email cannot both succeed whatever their timing. Login and the
@@ -22,6 +23,7 @@
 
 mod account;
 pub mod error;
+mod idempotency;
 pub mod retry;
 
 use std::{collections::HashMap, future::Future};
@@ -39,8 +41,9 @@ pub use crate::deadline::Deadline;
 pub use error::{ErrorKind, Fault, GaveUp, StoreError};
 pub use retry::{Retrier, RetryPolicy};
 
-use crate::domain::{
-    CounterKey, Email, PasswordHash, Session, TokenHash, User, UserId, UserName, Window,
+use crate::{
+    domain::{CounterKey, Email, PasswordHash, Session, TokenHash, User, UserId, UserName, Window},
+    idempotency::Lock,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -60,11 +63,20 @@ mod attr {
     pub const FAILURES: &str = "failures";
     pub const ATTEMPTS: &str = "attempts";
     pub const SESSION_GENERATION: &str = "session_generation";
+    pub const STATE: &str = "state";
+    pub const FINGERPRINT: &str = "fingerprint";
+    pub const ATTEMPT: &str = "attempt";
+    pub const VALID_UNTIL: &str = "valid_until";
+    pub const RESULT_STATUS: &str = "result_status";
+    pub const REFERENCE: &str = "reference";
 }
 
 /// The partition and sort keys of each item kind.
 pub mod keys {
-    use crate::domain::{CounterKey, Email, TokenHash, UserId, Window};
+    use crate::{
+        domain::{CounterKey, Email, TokenHash, UserId, Window},
+        idempotency::RecordKey,
+    };
 
     /// The user item's key.
     pub fn user(id: &UserId) -> (String, &'static str) {
@@ -89,6 +101,10 @@ pub mod keys {
     pub fn login_trust(pair: &CounterKey) -> (String, &'static str) {
         (format!("LOGIN#{}", pair.as_str()), "TRUSTED")
     }
+    /// An idempotency record's key.
+    pub fn idempotency(record: &RecordKey) -> (String, &'static str) {
+        (format!("IDEMPOTENCY#{}", record.0), "IDEMPOTENCY")
+    }
     /// A key no item has, read by the health check.
     pub fn health_probe() -> (String, &'static str) {
         ("HEALTH#probe".to_owned(), "HEALTH")
@@ -101,6 +117,10 @@ pub enum CreateUserError {
     /// The email item exists: someone has this email.
     #[error("email already registered")]
     EmailTaken,
+    /// The idempotency lock the create was made under is no longer this request's (it ended and
+    /// a retry with the same key took it over): nothing was written.
+    #[error("the idempotency lock was taken over")]
+    LockLost,
     /// Anything else.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -157,9 +177,14 @@ impl Store {
     /// condition fails on a retry, or contention outlasts the retries, the email item is read
     /// (strongly consistent): if it names this user, the create succeeded; if another, the email is
     /// taken.
+    ///
+    /// With `idempotency`, the same transaction turns that lock into its completed record
+    /// ([`crate::idempotency`]), on the condition that the lock is still this request's:
+    /// [`CreateUserError::LockLost`] when it is not, and nothing is written.
     pub async fn create_user(
         &self,
         user: &User,
+        idempotency: Option<&Lock>,
         deadline: Deadline,
     ) -> Result<(), CreateUserError> {
         const OP: &str = "TransactWriteItems create user";
@@ -194,7 +219,10 @@ impl Store {
                 .map_err(|e| StoreError::permanent(OP, ErrorKind::Construction, e))?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
-        let (user_put, email_put) = (put(user_item)?, put(email_item)?);
+        let mut items = vec![put(user_item)?, put(email_item)?];
+        if let Some(lock) = idempotency {
+            items.push(self.completion(lock, 201, user.id.as_str())?);
+        }
         let result = self
             .call_or(
                 &self.retry,
@@ -203,16 +231,20 @@ impl Store {
                 || {
                     self.client
                         .transact_write_items()
-                        .transact_items(user_put.clone())
-                        .transact_items(email_put.clone())
+                        .set_transact_items(Some(items.clone()))
                         .client_request_token(&idempotency_token)
                         .send()
                 },
-                |err| match email_condition_failed(&err) {
-                    true => {
+                |err| match (condition_failed(&err, 1), condition_failed(&err, 2)) {
+                    (true, _) => {
                         StoreError::permanent(OP, ErrorKind::EmailTaken, "the email item exists")
                     }
-                    false => StoreError::from_sdk(OP, err),
+                    (false, true) => StoreError::permanent(
+                        OP,
+                        ErrorKind::ConditionalCheckFailed,
+                        "the idempotency lock is no longer ours",
+                    ),
+                    (false, false) => StoreError::from_sdk(OP, err),
                 },
             )
             .await;
@@ -221,6 +253,9 @@ impl Store {
             // Taken before our first attempt: not ours.
             Err(err) if err.kind == ErrorKind::EmailTaken && err.attempts <= 1 => {
                 return Err(CreateUserError::EmailTaken);
+            }
+            Err(err) if err.kind == ErrorKind::ConditionalCheckFailed => {
+                return Err(CreateUserError::LockLost);
             }
             Err(err) => err,
         };
@@ -635,6 +670,14 @@ impl<'a> Read<'a> {
         }
     }
 
+    /// A string attribute.
+    fn string(&self, name: &str) -> Result<&'a str, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::S(value)) => Ok(value),
+            _ => Err(self.malformed(name)),
+        }
+    }
+
     /// A count (a non-negative number that fits 32 bits).
     fn count(&self, name: &str) -> Result<u32, StoreError> {
         self.number(name)
@@ -716,12 +759,13 @@ fn counter_expression(
     (names, values)
 }
 
-/// The transaction was cancelled because the email item's condition failed (the second item of the
-/// create transaction).
-fn email_condition_failed(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
+/// The transaction was cancelled because the condition of its item at `index` failed (in a
+/// create: 1 is the email item, 2 the idempotency record).
+fn condition_failed(err: &SdkError<TransactWriteItemsError, HttpResponse>, index: usize) -> bool {
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-            e.cancellation_reasons().get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+            e.cancellation_reasons().get(index).and_then(|r| r.code())
+                == Some("ConditionalCheckFailed")
         }
         _ => false,
     }

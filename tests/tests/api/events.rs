@@ -13,9 +13,14 @@ use serde_json::Value;
 /// The table as `case` wants it (`given`), and its event with the placeholders filled in.
 pub async fn prepare(h: &Harness, case: &Case) -> Value {
     let mut values = Vec::new();
-    if matches!(case.expected.given, Given::SignedUp | Given::SignedIn) {
+    let sign_up = match case.expected.given {
+        Given::SignedUp | Given::SignedIn => Some("ok"),
+        Given::SignedUpWithKey => Some("idempotency_key"),
+        Given::Nothing => None,
+    };
+    if let Some(sign_up) = sign_up {
         let created = h
-            .call("create_user", api_tests::event("create_user", "ok"))
+            .call("create_user", api_tests::event("create_user", sign_up))
             .await;
         assert_eq!(
             created.status,

@@ -12,6 +12,7 @@ mod harness;
 mod health;
 mod hostile_input;
 mod iam;
+mod idempotency;
 mod lifecycle;
 mod login;
 mod panics;
