@@ -141,7 +141,7 @@ async fn replay(app: &App, req: &ApiRequest, status: u16, reference: &str) -> Ha
         // it anew is not what the key promised either.
         return Err(ApiError::IdempotencyKeyReused);
     };
-    tracing::info!(user_id = %user.id, "sign-up replayed for its Idempotency-Key");
+    tracing::debug!(user_id = %user.id, "sign-up replayed for its Idempotency-Key");
     let mut response = created(app, &user);
     idempotency::mark_replayed(&mut response);
     Ok(response)
