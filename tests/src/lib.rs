@@ -24,6 +24,7 @@ pub mod runtime_api;
 pub mod samples;
 pub mod sentry_sink;
 pub mod template;
+pub mod xray_daemon;
 
 pub use fault_proxy::{Fault, FaultProxy, Plan};
 pub use test_support::root;

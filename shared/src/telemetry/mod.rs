@@ -12,6 +12,7 @@
 pub mod emf;
 pub mod logs;
 pub mod reporting;
+pub mod xray;
 
 use std::{
     future::Future,
