@@ -14,6 +14,7 @@
 //! | `LOG_LEVEL`, then `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG` (a level) | [`Config::log_levels`]: our crates | `info` |
 //! | `DEPENDENCY_LOG_LEVEL` | [`Config::log_levels`]: every other crate | the level above, at most `info` |
 //! | `IDEMPOTENCY_FINGERPRINT_KEY` | [`Config::fingerprint_key`] ([`crate::idempotency`]) | none: `Idempotency-Key` requests get a 500 |
+//! | `AWS_XRAY_DAEMON_ADDRESS` | [`Config::xray_daemon`] ([`crate::telemetry::xray`]) | none: no traces (Lambda sets it when tracing is active) |
 //! | `SENTRY_DSN`, `SENTRY_CAPTURE_4XX` | [`Config::sentry_dsn`], [`Config::sentry_capture_4xx`] | off, `false` |
 //!
 //! A value that is set but invalid (no table, a bad retry setting, an entry of the CORS list that
@@ -68,6 +69,8 @@ pub struct Config {
     /// The key payload fingerprints are keyed with, for `Idempotency-Key` records; `None`: a
     /// request with an `Idempotency-Key` is refused with a 500 (the stack always provides one).
     pub fingerprint_key: Option<FingerprintKey>,
+    /// Where X-Ray segments go (`host:port`, UDP); `None`: tracing is off.
+    pub xray_daemon: Option<String>,
     /// Where Sentry events go; `None`: Sentry is off.
     pub sentry_dsn: Option<String>,
     /// Also send 4xx answers to Sentry.
@@ -155,6 +158,7 @@ impl Config {
             log_format: LogFormat::from_lookup(var),
             log_levels: LogLevels::from_lookup(var),
             fingerprint_key,
+            xray_daemon: var(crate::telemetry::xray::DAEMON_ADDRESS_ENV),
             sentry_dsn: var("SENTRY_DSN").map(|dsn| dsn.trim().to_owned()),
             sentry_capture_4xx: var("SENTRY_CAPTURE_4XX")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
@@ -209,6 +213,7 @@ impl fmt::Debug for Config {
                 "fingerprint_key",
                 &self.fingerprint_key.as_ref().map(|_| "set"),
             )
+            .field("xray_daemon", &self.xray_daemon)
             .field("sentry", &self.sentry_dsn.as_ref().map(|_| "on"))
             .field("sentry_capture_4xx", &self.sentry_capture_4xx)
             .finish()

@@ -4,12 +4,14 @@
 //! limits, their refusals and their logs are the same everywhere.
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 
 use crate::{
     ApiError,
     domain::{ClientAddress, Email, Limit, LoginCounters, LoginLimit},
     metric,
     store::{Deadline, Store, StoreError},
+    telemetry::xray,
 };
 
 /// An attempt that passed the limits: its password may be checked now.
@@ -25,6 +27,19 @@ impl LoginAttempt {
     /// it with a 429 whose `Retry-After` runs to the window's end. The same calls, in the same
     /// order, for known and unknown emails.
     pub async fn reserve(
+        store: &Store,
+        email: &Email,
+        source_ip: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<Self, ApiError> {
+        // The time spent on the limits is its own subsegment in X-Ray, the counters' DynamoDB
+        // calls inside it.
+        Self::check_limits(store, email, source_ip, deadline)
+            .instrument(xray::work("login limit"))
+            .await
+    }
+
+    async fn check_limits(
         store: &Store,
         email: &Email,
         source_ip: Option<&str>,

@@ -28,7 +28,7 @@ use crate::{
     error::{ApiError, BoxError},
     request::{ApiRequest, Invocation, Route},
     response::set_common_headers,
-    telemetry::{self, Outcome, PanicReport, Scope, TelemetryLayer, reporting},
+    telemetry::{self, Outcome, PanicReport, Scope, TelemetryLayer, reporting, xray},
 };
 
 /// The result of a handler.
@@ -193,6 +193,15 @@ async fn serve<H: Handler>(
         status = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
     );
+    // X-Ray's subsegment for the handler, under the invocation's own trace header.
+    let trace = xray::handler(
+        function,
+        method.as_str(),
+        &route,
+        invocation.xray_trace_id.as_deref(),
+    );
+    let traced = trace.clone();
+    let xray_header = invocation.xray_trace_id.clone();
     async move {
         tracing::debug!(
             time_left_ms = invocation.remaining().map(|d| d.as_millis() as u64),
@@ -256,6 +265,7 @@ async fn serve<H: Handler>(
                     function,
                     route: &route,
                     panic: panic.as_ref(),
+                    trace: xray::ids(&traced, xray_header.as_deref()),
                 });
                 if captured {
                     scope.count_sentry_event();
@@ -269,6 +279,7 @@ async fn serve<H: Handler>(
         let current = tracing::Span::current();
         current.record("status", status);
         current.record("latency_ms", latency_ms);
+        xray::record_status(&traced, status);
         tracing::info!(response_bytes = response.body().len(), "access");
         scope.set_outcome(Outcome {
             request_id,
@@ -278,6 +289,7 @@ async fn serve<H: Handler>(
         response
     }
     .instrument(span)
+    .instrument(trace)
     .await
 }
 

@@ -49,7 +49,8 @@ impl FunctionProcess {
             .env("RUST_LOG", "info")
             .env("STAGE", "test")
             .env_remove("SENTRY_DSN")
-            .env_remove("AWS_LAMBDA_MAX_CONCURRENCY");
+            .env_remove("AWS_LAMBDA_MAX_CONCURRENCY")
+            .env_remove("AWS_XRAY_DAEMON_ADDRESS");
         for (key, value) in env {
             launch = launch.env(key, value);
         }

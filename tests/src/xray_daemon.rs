@@ -29,7 +29,9 @@ impl Drop for XrayDaemon {
 impl XrayDaemon {
     /// Listens on `127.0.0.1:0`.
     pub async fn start() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind a UDP port");
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind a UDP port");
         let address = socket.local_addr().expect("its address").to_string();
         let documents = Arc::new(Mutex::new(Vec::new()));
         let kept = Arc::clone(&documents);
@@ -40,8 +42,9 @@ impl XrayDaemon {
                 let body = text
                     .strip_prefix(HEADER)
                     .unwrap_or_else(|| panic!("a datagram without the daemon header: {text:?}"));
-                let document: Value = serde_json::from_str(body)
-                    .unwrap_or_else(|e| panic!("a segment document that is not JSON ({e}): {body}"));
+                let document: Value = serde_json::from_str(body).unwrap_or_else(|e| {
+                    panic!("a segment document that is not JSON ({e}): {body}")
+                });
                 kept.lock().await.push(document);
             }
         });

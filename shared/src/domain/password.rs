@@ -13,6 +13,9 @@ use argon2::{
     password_hash::{PasswordHasher as _, PasswordVerifier as _, phc},
 };
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
+
+use crate::telemetry::xray;
 
 /// Why hashing or verifying a password could not be done: always a fault of ours (a 500), never
 /// the request's.
@@ -190,10 +193,15 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(HashError::Closed)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(HashError::Task)?
+        // One subsegment for the hash, its wait for a permit included.
+        async {
+            let _permit = self.permits.acquire().await.map_err(HashError::Closed)?;
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(HashError::Task)?
+        }
+        .instrument(xray::work("Argon2id"))
+        .await
     }
 }
 

@@ -155,16 +155,17 @@ impl Store {
     /// A store of `table` reached through `client`, with the default retry policy. The client's own
     /// retries must be off (see [`retry`]).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
+            retry: Retrier::default().for_table(&table),
             client,
-            table: table.into(),
-            retry: Retrier::default(),
+            table,
         }
     }
 
     /// This store with `policy` and a fresh, full retry budget.
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Retrier::new(policy);
+        self.retry = Retrier::new(policy).for_table(&self.table);
         self
     }
 
@@ -469,7 +470,7 @@ impl Store {
     /// table.
     pub async fn ping(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
         const OP: &str = "GetItem health probe";
-        let once = Retrier::new(RetryPolicy::single_attempt(timeout));
+        let once = Retrier::new(RetryPolicy::single_attempt(timeout)).for_table(&self.table);
         let probe = key(keys::health_probe());
         self.call_or(
             &once,

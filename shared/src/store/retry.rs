@@ -68,8 +68,10 @@ use tokio_retry2::{
     strategy::{ExponentialFactorBackoff, jitter_with_bounds},
 };
 
+use tracing::Instrument as _;
+
 use super::error::{GaveUp, StoreError};
-use crate::{deadline::Deadline, error::BoxError, metric};
+use crate::{deadline::Deadline, error::BoxError, metric, telemetry::xray};
 
 /// The least time worth giving an attempt: no retry is started with less left before the deadline.
 pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
@@ -216,6 +218,8 @@ impl Default for RetryBudget {
 pub struct Retrier {
     policy: RetryPolicy,
     budget: Arc<RetryBudget>,
+    /// The table, for each attempt's X-Ray subsegment.
+    table: Arc<str>,
 }
 
 impl Retrier {
@@ -224,7 +228,14 @@ impl Retrier {
         Self {
             policy,
             budget: Arc::new(RetryBudget::new()),
+            table: Arc::from(""),
         }
+    }
+
+    /// This retrier, its attempts' subsegments naming `table`.
+    pub fn for_table(mut self, table: &str) -> Self {
+        self.table = Arc::from(table);
+        self
     }
 
     /// The policy.
@@ -289,11 +300,15 @@ impl Retrier {
             }
             None => self.policy.attempt_timeout,
         };
-        let outcome = tokio::time::timeout(timeout, call).await;
+        let trace = xray::dynamodb_attempt(operation, &self.table, n);
+        let outcome = tokio::time::timeout(timeout, call)
+            .instrument(trace.clone())
+            .await;
         metric::DYNAMODB_LATENCY.record(started.elapsed().as_secs_f64() * 1000.0);
         let err = match outcome {
             Ok(Ok(value)) => {
                 self.budget.refill();
+                xray::record_attempt(&trace, "ok", None, None);
                 return Ok(value);
             }
             Ok(Err(err)) => err,
@@ -303,6 +318,7 @@ impl Retrier {
             metric::DYNAMODB_THROTTLES.count(1);
         }
         if !err.is_transient() {
+            xray::record_attempt(&trace, "failed", Some(err.kind.as_str()), None);
             return Err(RetryError::permanent(err.after(n)));
         }
         let give_up = match next_delay {
@@ -318,6 +334,7 @@ impl Retrier {
         match (give_up, next_delay) {
             (None, Some(delay)) => {
                 metric::DYNAMODB_RETRIES.count(1);
+                xray::record_attempt(&trace, "retried", Some(err.kind.as_str()), Some(delay));
                 tracing::warn!(
                     operation,
                     attempt = n,
@@ -331,6 +348,7 @@ impl Retrier {
             (reason, _) => {
                 let reason = reason.unwrap_or(GaveUp::Attempts);
                 metric::DYNAMODB_RETRIES_EXHAUSTED.count(1);
+                xray::record_attempt(&trace, "failed", Some(err.kind.as_str()), None);
                 tracing::warn!(
                     operation,
                     attempt = n,

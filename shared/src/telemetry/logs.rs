@@ -19,6 +19,7 @@ use tracing::{
 };
 use tracing_subscriber::{
     EnvFilter, Layer,
+    filter::{FilterExt as _, filter_fn},
     layer::{Context, SubscriberExt as _},
     registry::LookupSpan,
     util::SubscriberInitExt as _,
@@ -130,17 +131,21 @@ fn parse_level(value: &str) -> Option<LevelFilter> {
 
 /// Installs the global subscriber with `levels` for the function `function`; a second call does
 /// nothing.
-pub fn init(format: LogFormat, levels: LogLevels, function: &str) {
+///
+/// The filter is the log layer's own, not the subscriber's: X-Ray's spans ([`super::xray`], target
+/// `xray`) never reach the log lines, and the log level never hides them, as it never hides
+/// metrics. `xray_daemon` turns traces on ([`super::xray::layer`]).
+pub fn init(format: LogFormat, levels: LogLevels, function: &str, xray_daemon: Option<&str>) {
     let filter =
         EnvFilter::try_new(levels.directive(function)).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = filter.and(filter_fn(|meta| meta.target() != super::xray::TARGET));
+    let registry = tracing_subscriber::registry().with(super::xray::layer(xray_daemon, function));
     let _ = match format {
-        LogFormat::Json => tracing_subscriber::registry()
-            .with(filter)
-            .with(JsonLines::stdout())
+        LogFormat::Json => registry
+            .with(JsonLines::stdout().with_filter(logs))
             .try_init(),
-        LogFormat::Pretty => tracing_subscriber::registry()
-            .with(filter)
-            .with(tracing_subscriber::fmt::layer().pretty())
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().pretty().with_filter(logs))
             .try_init(),
     };
 }

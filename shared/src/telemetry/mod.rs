@@ -47,7 +47,12 @@ static COLD: AtomicBool = AtomicBool::new(true);
 /// says, for the function `function`. Returns the Sentry guard, to keep for the life of the
 /// process.
 pub fn init(config: &Config, function: &str) -> Option<sentry::ClientInitGuard> {
-    logs::init(config.log_format, config.log_levels, function);
+    logs::init(
+        config.log_format,
+        config.log_levels,
+        function,
+        config.xray_daemon.as_deref(),
+    );
     emf::EmfConfig::set(config);
     install_process_hooks();
     reporting::init(config)
@@ -255,8 +260,8 @@ impl Scope {
         )
     }
 
-    /// Ends the invocation: prints its EMF document on stdout (once), then gives Sentry a bounded
-    /// time to send what this invocation captured.
+    /// Ends the invocation: prints its EMF document on stdout and sends its X-Ray subsegments
+    /// (once), then gives Sentry a bounded time to send what this invocation captured.
     pub async fn finish(&self) {
         let first = !std::mem::replace(&mut self.state().emitted, true);
         if first {
@@ -265,6 +270,10 @@ impl Scope {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(line.as_bytes());
             let _ = stdout.flush();
+        }
+        if first {
+            // The invocation's subsegments, after its response, like the EMF document.
+            xray::export(self.xray_trace_id.as_deref());
         }
         if self.state().sentry_events > 0 {
             reporting::flush(SENTRY_FLUSH_TIMEOUT).await;

@@ -82,6 +82,9 @@ pub struct Failure<'a> {
     pub route: &'a str,
     /// The panic, when the failure was one.
     pub panic: Option<&'a PanicReport>,
+    /// The invocation's trace, when Lambda traced it: the event's trace context and its
+    /// `xray_trace_id` tag lead to it in X-Ray.
+    pub trace: Option<super::xray::TraceIds>,
 }
 
 /// Sends `failure` to Sentry when it should be sent: every 5xx and panic, a 4xx only when
@@ -130,6 +133,22 @@ pub fn capture(failure: &Failure<'_>) -> bool {
     event
         .tags
         .insert("function".to_owned(), failure.function.to_owned());
+    if let Some(trace) = &failure.trace {
+        event
+            .tags
+            .insert("xray_trace_id".to_owned(), trace.xray.clone());
+        if let (Ok(trace_id), Ok(span_id)) = (trace.trace_id.parse(), trace.span_id.parse()) {
+            event.contexts.insert(
+                "trace".to_owned(),
+                Context::Trace(Box::new(sentry::protocol::TraceContext {
+                    trace_id,
+                    span_id,
+                    op: Some("http.server".to_owned()),
+                    ..Default::default()
+                })),
+            );
+        }
+    }
     let hub = sentry::Hub::new_from_top(sentry::Hub::main());
     hub.capture_event(event);
     true

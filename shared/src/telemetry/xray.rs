@@ -46,9 +46,10 @@ use opentelemetry_aws::{
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
-    trace::{Sampler, SdkTracerProvider, Span, SpanData, SpanProcessor},
+    trace::{Sampler, SdkTracerProvider, Span as OtelSpan, SpanData, SpanProcessor},
 };
-use tracing::Subscriber;
+use tracing::{Span, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{Layer, filter::filter_fn, registry::LookupSpan};
 
 /// The `tracing` target of every span that goes to X-Ray, and only those.
@@ -101,7 +102,8 @@ where
         provider,
         collector,
         client,
-        translator: SegmentTranslator::new(),
+        // One document per invocation, its subsegments nested: one datagram, not one per span.
+        translator: SegmentTranslator::new().always_nest_subsegments(),
     };
     TRACING.set(tracing).ok()?;
     Some(
@@ -128,6 +130,115 @@ pub fn parent(header: Option<&str>) -> Option<Context> {
 /// The trace id in an invocation's trace header.
 pub fn trace_id(header: Option<&str>) -> Option<TraceId> {
     span_context_from_str(header?).map(|c| c.trace_id())
+}
+
+/// The handler's span of an invocation whose trace header is `header`: the top-level subsegment,
+/// under Lambda's function segment. A span that records nothing when tracing is off.
+pub fn handler(function: &'static str, method: &str, route: &str, header: Option<&str>) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        target: TARGET,
+        "handler",
+        otel.name = function,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if let Some(parent) = parent(header) {
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// Records the status the handler answered with on its span: a 5xx marks it as a fault.
+pub fn record_status(span: &Span, status: u16) {
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
+}
+
+/// The span of one attempt of a DynamoDB call: its own subsegment (named `DynamoDB`, the
+/// service-map node), with the operation, table and attempt number; [`record_attempt`] adds how
+/// it ended.
+pub fn dynamodb_attempt(operation: &'static str, table: &str, attempt: u32) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    let method = operation.split(' ').next().unwrap_or(operation);
+    tracing::info_span!(
+        target: TARGET,
+        "DynamoDB",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "aws-api",
+        rpc.service = "DynamoDB",
+        rpc.method = method,
+        aws.operation = method,
+        annotation.operation = operation,
+        annotation.table = table,
+        annotation.attempt = attempt,
+        annotation.outcome = tracing::field::Empty,
+        annotation.error_kind = tracing::field::Empty,
+        metadata.backoff_ms = tracing::field::Empty,
+    )
+}
+
+/// How a DynamoDB attempt ended: `ok`, `retried` (with the error's kind and the backoff before
+/// the next attempt) or `failed` (not retried: permanent, or given up).
+pub fn record_attempt(
+    span: &Span,
+    outcome: &'static str,
+    error_kind: Option<&str>,
+    backoff: Option<Duration>,
+) {
+    span.record("annotation.outcome", outcome);
+    if let Some(kind) = error_kind {
+        span.record("annotation.error_kind", kind);
+        span.record("otel.status_code", "error");
+    }
+    if let Some(backoff) = backoff {
+        span.record("metadata.backoff_ms", backoff.as_millis() as u64);
+    }
+}
+
+/// A span of our own work inside the handler (`Argon2id hash`, `login limit`).
+pub fn work(name: &'static str) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    tracing::info_span!(target: TARGET, "work", otel.name = name)
+}
+
+/// The ids that lead from a Sentry event or a log line to the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceIds {
+    /// The trace id as X-Ray writes it (`1-5759e988-bd862e3fe1be46a994272793`), for X-Ray's search.
+    pub xray: String,
+    /// The same 128 bits in hex, as OpenTelemetry and Sentry write a trace id.
+    pub trace_id: String,
+    /// The handler's subsegment when traced, else Lambda's function segment (the header's parent).
+    pub span_id: String,
+}
+
+/// The [`TraceIds`] of the handler span `span` in the invocation whose trace header is `header`.
+pub fn ids(span: &Span, header: Option<&str>) -> Option<TraceIds> {
+    let from_header = span_context_from_str(header?)?;
+    let traced = span.context().span().span_context().clone();
+    let span_id = if traced.is_valid() && traced.trace_id() == from_header.trace_id() {
+        traced.span_id()
+    } else {
+        from_header.span_id()
+    };
+    let hex = from_header.trace_id().to_string();
+    Some(TraceIds {
+        xray: format!("1-{}-{}", &hex[..8], &hex[8..]),
+        trace_id: hex,
+        span_id: span_id.to_string(),
+    })
 }
 
 /// Sends the ended spans of the trace `header` names to the daemon, as segment documents; what
@@ -257,7 +368,7 @@ impl Collector {
 struct Forward(Arc<Collector>);
 
 impl SpanProcessor for Forward {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+    fn on_start(&self, _span: &mut OtelSpan, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
@@ -296,14 +407,19 @@ mod tests {
 
     #[test]
     fn the_trace_header_gives_the_parent_and_its_sampling() {
-        let sampled =
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let sampled = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
         let unsampled =
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
         let cx = parent(Some(sampled)).expect("a parent");
         assert!(cx.span().span_context().is_sampled());
         assert!(cx.span().span_context().is_remote());
-        assert!(!parent(Some(unsampled)).unwrap().span().span_context().is_sampled());
+        assert!(
+            !parent(Some(unsampled))
+                .unwrap()
+                .span()
+                .span_context()
+                .is_sampled()
+        );
         assert_eq!(
             trace_id(Some(sampled)).map(|t| t.to_string()),
             Some("5759e988bd862e3fe1be46a994272793".to_owned())

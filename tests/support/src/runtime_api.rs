@@ -26,6 +26,12 @@ use crate::http_server::{self, HttpRequest, HttpResponse, respond};
 /// The Runtime API's path prefix.
 pub const PREFIX: &str = "/2018-06-01/runtime/";
 
+/// The trace header (`lambda-runtime-trace-id`) an event is handed out with unless it was queued
+/// with its own ([`RuntimeApi::enqueue_traced`]): sampled, as Lambda's header is for a traced
+/// request.
+pub const DEFAULT_TRACE: &str =
+    "Root=1-6564a2b0-5f0c1d2e3a4b5c6d7e8f9a0b;Parent=53995c3f42cd8ad8;Sampled=1";
+
 /// The deadline [`RuntimeApi::invoke`] gives an event (the functions' timeout in template.yaml).
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -117,6 +123,7 @@ struct Pending {
     id: String,
     event: Value,
     deadline: Duration,
+    trace: String,
 }
 
 #[derive(Default)]
@@ -188,6 +195,11 @@ impl RuntimeApi {
     /// Queues `event` with `deadline` (from when it is handed out); the function gets it at its next
     /// `/next`, or at once if it is waiting in one. Take the answer with [`RuntimeApi::answer`].
     pub fn enqueue(&self, event: Value, deadline: Duration) -> Queued {
+        self.enqueue_traced(event, deadline, DEFAULT_TRACE)
+    }
+
+    /// As [`RuntimeApi::enqueue`], handed out with the trace header `trace`.
+    pub fn enqueue_traced(&self, event: Value, deadline: Duration, trace: &str) -> Queued {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         lock(&self.state.answers).insert(id.clone(), tx);
@@ -196,6 +208,7 @@ impl RuntimeApi {
             id: id.clone(),
             event,
             deadline,
+            trace: trace.to_owned(),
         });
         self.state.queued.notify_one();
         Queued {
@@ -329,6 +342,7 @@ async fn next(state: &State, arrived: Instant) -> HttpResponse {
             id,
             event,
             deadline,
+            trace,
         }) = pending
         {
             let deadline_ms = (SystemTime::now() + deadline)
@@ -341,10 +355,7 @@ async fn next(state: &State, arrived: Instant) -> HttpResponse {
                 .header("lambda-runtime-aws-request-id", &id)
                 .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
                 .header("lambda-runtime-invoked-function-arn", FUNCTION_ARN)
-                .header(
-                    "lambda-runtime-trace-id",
-                    "Root=1-6564a2b0-5f0c1d2e3a4b5c6d7e8f9a0b;Parent=53995c3f42cd8ad8;Sampled=1",
-                )
+                .header("lambda-runtime-trace-id", trace)
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(event.to_string())));
             return response.unwrap_or_else(|_| respond(500, "bad event"));

@@ -20,6 +20,7 @@ mod resilience;
 mod security;
 mod telemetry;
 mod template;
+mod traces;
 
 use api_tests::{Harness, event, functions};
 
