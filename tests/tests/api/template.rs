@@ -2449,3 +2449,36 @@ fn health_is_throttled_no_tighter_than_the_stage() {
     }
     assert!(applying >= 1, "a stage throttle applies to GET /health");
 }
+
+#[test]
+fn every_function_may_send_traces_and_the_dashboard_links_to_them() {
+    // As CloudFormation gets it: SAM gives each function with active tracing X-Ray's write policy
+    // (the daemon Lambda runs forwards our segments under the function's role).
+    let deployed = translated(&[]);
+    let resources = deployed["Resources"].as_object().expect("resources");
+    for (id, resource) in resources {
+        if resource["Type"] != "AWS::Lambda::Function" {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        assert_eq!(properties["TracingConfig"]["Mode"], "Active", "{id}");
+        let role = properties["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: a role of the stack"));
+        let policies = resources[role]["Properties"]["ManagedPolicyArns"].to_string();
+        assert!(
+            policies.contains("AWSXrayWriteOnlyAccess"),
+            "{id}: its role {role} may put trace segments: {policies}"
+        );
+    }
+    let markdown: String = dashboard()["widgets"]
+        .as_array()
+        .expect("widgets")
+        .iter()
+        .filter(|w| w["type"] == "text")
+        .map(|w| w["properties"]["markdown"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for link in ["#xray:service-map/map", "#xray:traces/query"] {
+        assert!(markdown.contains(link), "the dashboard links to {link}");
+    }
+}

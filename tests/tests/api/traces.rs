@@ -5,8 +5,9 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use api_tests::{
-    Fault, FaultProxy, Harness, Plan, event, median,
-    runtime_api::FunctionProcess,
+    Fault, FaultProxy, Harness, Plan, closed_endpoint, event, median,
+    runtime_api::{FunctionProcess, function_binary},
+    sentry_sink::SentrySink,
     with_body,
     xray_daemon::{XrayDaemon, subsegments},
 };
@@ -327,4 +328,61 @@ async fn timing_an_unreachable_or_unset_daemon_changes_no_status_and_adds_no_lat
         daemon.wait_for(40, WAIT).await.len() >= 40,
         "the listening daemon got them"
     );
+}
+
+#[tokio::test]
+async fn the_sentry_event_the_access_line_and_the_emf_document_lead_to_the_trace() {
+    let daemon = XrayDaemon::start().await;
+    let sink = SentrySink::start().await;
+    let dsn = sink.dsn();
+    let endpoint = closed_endpoint();
+    // /health with DynamoDB unreachable: a 503, which Sentry gets.
+    let health = FunctionProcess::start(
+        function_binary("health"),
+        "health",
+        &[
+            ("TABLE_NAME", "unused"),
+            ("SENTRY_DSN", &dsn),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
+            ("AWS_XRAY_DAEMON_ADDRESS", &daemon.address),
+        ],
+    )
+    .await;
+    let (header, root) = sampled(9);
+    let queued = health
+        .api
+        .enqueue_traced(event("health", "ok"), DEADLINE, &header);
+    let invoked = health.api.answer(queued, WAIT).await.expect("an answer");
+    assert_eq!(invoked.status(), 503);
+
+    let documents = daemon.wait_for(1, WAIT).await;
+    let [handler] = documents.as_slice() else {
+        panic!("one document: {documents:#?}");
+    };
+    assert_eq!(handler["trace_id"], root.as_str());
+    assert_eq!(handler["fault"], true, "a 5xx is a fault: {handler:#}");
+    let events = sink.wait_for_events(1).await;
+    let [sent] = events.as_slice() else {
+        panic!("one event: {events:#?}");
+    };
+    let hex = root.replace("1-", "").replace('-', "");
+    assert_eq!(sent["contexts"]["trace"]["trace_id"], hex.as_str(), "{sent:#}");
+    assert_eq!(
+        sent["contexts"]["trace"]["span_id"], handler["id"],
+        "the event names the handler's subsegment"
+    );
+    assert_eq!(sent["tags"]["xray_trace_id"], root.as_str());
+
+    let lines = health.wait_for_emf_documents(1).await;
+    let access = lines
+        .iter()
+        .find(|l| l.contains("\"access\""))
+        .unwrap_or_else(|| panic!("an access line: {lines:#?}"));
+    assert!(access.contains(&root), "{access}");
+    let emf = lines
+        .iter()
+        .find(|l| l.contains("\"_aws\""))
+        .expect("an EMF document");
+    assert!(emf.contains(&root), "{emf}");
+    health.stop().await;
 }
