@@ -2476,7 +2476,12 @@ fn every_function_may_send_traces_and_the_dashboard_links_to_them() {
         .expect("widgets")
         .iter()
         .filter(|w| w["type"] == "text")
-        .map(|w| w["properties"]["markdown"].as_str().unwrap_or_default().to_owned())
+        .map(|w| {
+            w["properties"]["markdown"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     for link in ["#xray:service-map/map", "#xray:traces/query"] {
         assert!(markdown.contains(link), "the dashboard links to {link}");

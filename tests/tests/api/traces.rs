@@ -366,7 +366,11 @@ async fn the_sentry_event_the_access_line_and_the_emf_document_lead_to_the_trace
         panic!("one event: {events:#?}");
     };
     let hex = root.replace("1-", "").replace('-', "");
-    assert_eq!(sent["contexts"]["trace"]["trace_id"], hex.as_str(), "{sent:#}");
+    assert_eq!(
+        sent["contexts"]["trace"]["trace_id"],
+        hex.as_str(),
+        "{sent:#}"
+    );
     assert_eq!(
         sent["contexts"]["trace"]["span_id"], handler["id"],
         "the event names the handler's subsegment"
@@ -385,4 +389,51 @@ async fn the_sentry_event_the_access_line_and_the_emf_document_lead_to_the_trace
         .expect("an EMF document");
     assert!(emf.contains(&root), "{emf}");
     health.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_shows_its_wait_on_the_login_limit_with_the_counters_calls_inside() {
+    let h = Harness::new().await;
+    let created = h.call("create_user", event("create_user", "ok")).await;
+    assert_eq!(created.status, 201, "{created:#?}");
+    let daemon = XrayDaemon::start().await;
+    let process = h
+        .process(
+            "login",
+            &[("AWS_XRAY_DAEMON_ADDRESS", daemon.address.as_str())],
+        )
+        .await;
+    let (header, root) = sampled(7);
+    assert_eq!(invoke(&process, event("login", "ok"), &header).await, 200);
+    let documents = daemon.wait_for(1, WAIT).await;
+    let [handler] = documents.as_slice() else {
+        panic!("one document: {documents:#?}");
+    };
+    assert_eq!(handler["trace_id"], root.as_str());
+    let all = subsegments(&documents);
+    let limit = all
+        .iter()
+        .find(|(_, s)| s["name"] == "login limit")
+        .map(|(parent, s)| {
+            assert_eq!(
+                parent.as_deref(),
+                handler["id"].as_str(),
+                "under the handler"
+            );
+            s
+        })
+        .unwrap_or_else(|| panic!("a login limit subsegment: {handler:#}"));
+    let inside: Vec<_> = subsegments(std::slice::from_ref(limit))
+        .into_iter()
+        .skip(1)
+        .map(|(_, s)| s["annotations"]["operation"].clone())
+        .collect();
+    assert!(
+        !inside.is_empty()
+            && inside
+                .iter()
+                .all(|op| op.as_str().is_some_and(|o| o.contains("login"))),
+        "the counters' calls are inside the limit's subsegment: {inside:?}"
+    );
+    assert!(all.iter().any(|(_, s)| s["name"] == "Argon2id"));
 }
