@@ -5,6 +5,7 @@
 //! tests.
 //!
 //! - [`process`]: how the bench starts a function: Lambda's environment, nothing else of ours.
+//! - [`tracing_cost`]: what X-Ray tracing adds on the warm path, sampled and unsampled.
 //! - [`stats`], [`cost`], [`system`], [`template`]: percentiles, the cost formula, `/proc`, and
 //!   each function's memory from template.yaml; unit-tested, never timed.
 
@@ -13,3 +14,4 @@ pub mod process;
 pub mod stats;
 pub mod system;
 pub mod template;
+pub mod tracing_cost;

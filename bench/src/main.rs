@@ -1042,7 +1042,26 @@ async fn main() -> Result<(), Error> {
         warm(&binaries, &events, options.rounds.get(), &mut figures).await?;
         runs.push(figures);
     }
-    let text = report(
+    eprintln!("tracing: off, sampled, unsampled ...");
+    let bare = binaries
+        .iter()
+        .find(|b| b.target == Target::Bare)
+        .ok_or("no bare binary")?;
+    let create = binaries
+        .iter()
+        .find(|b| b.target == CREATE_USER)
+        .ok_or("no create_user binary")?;
+    let per_round = 20;
+    let (tracing, datagrams) = lambda_bench::tracing_cost::measure(
+        &bare.path,
+        &create.path,
+        create.memory_mb,
+        &events.create_invalid,
+        options.rounds.get(),
+        per_round,
+    )
+    .await?;
+    let mut text = report(
         &options,
         &events,
         &binaries,
@@ -1050,6 +1069,11 @@ async fn main() -> Result<(), Error> {
         Runs(&runs),
         started.elapsed(),
     );
+    text.push_str(&lambda_bench::tracing_cost::report(
+        &tracing,
+        datagrams,
+        options.rounds.get() * per_round,
+    ));
     let out = options.out();
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("report.md"), &text)?;
