@@ -20,7 +20,7 @@
 //!   [`export`] sends one trace's when the invocation ends. `opentelemetry-aws`'s daemon client
 //!   stops a batch at the first failed send and binds every interface; [`DaemonClient`] binds
 //!   the daemon's own kind of address (loopback for a loopback daemon), never blocks (a
-//!   non-blocking socket, errors counted and dropped) and sends every document it can.
+//!   non-blocking socket, failed sends dropped) and sends every document it can.
 //!
 //! No Lambda extension or layer is used: each adds cold-start time, and the daemon Lambda runs for
 //! every function with active tracing is enough (`AWS_XRAY_DAEMON_ADDRESS`).
@@ -28,10 +28,7 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
-    sync::{
-        Arc, Mutex, OnceLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -64,7 +61,8 @@ const MAX_SPANS_PER_TRACE: usize = 256;
 
 /// What tracing needs for the life of the process, when it is on.
 struct Tracing {
-    provider: SdkTracerProvider,
+    /// Kept for the life of the process: the tracer in the layer is this provider's.
+    _provider: SdkTracerProvider,
     collector: Arc<Collector>,
     client: DaemonClient,
     translator: SegmentTranslator,
@@ -99,7 +97,7 @@ where
         .build();
     let tracer = provider.tracer("users-api");
     let tracing = Tracing {
-        provider,
+        _provider: provider,
         collector,
         client,
         // One document per invocation, its subsegments nested: one datagram, not one per span.
@@ -242,7 +240,7 @@ pub fn ids(span: &Span, header: Option<&str>) -> Option<TraceIds> {
 }
 
 /// Sends the ended spans of the trace `header` names to the daemon, as segment documents; what
-/// failed to send is counted ([`dropped_documents`]), never waited on. Called once the response
+/// failed to send is dropped, never waited on. Called once the response
 /// has been posted.
 pub fn export(header: Option<&str>) {
     let (Some(tracing), Some(trace)) = (TRACING.get(), trace_id(header)) else {
@@ -257,21 +255,6 @@ pub fn export(header: Option<&str>) {
         buf.extend_from_slice(DAEMON_HEADER);
         document.to_writer(&mut buf);
         tracing.client.send(&buf);
-    }
-}
-
-/// Segment documents that could not be sent (no daemon listening, a full buffer, too large).
-pub fn dropped_documents() -> u64 {
-    TRACING
-        .get()
-        .map_or(0, |t| t.client.dropped.load(Ordering::Relaxed))
-}
-
-/// Ends tracing for the process (flushes nothing: [`export`] already sent every finished
-/// invocation's spans).
-pub fn shutdown() {
-    if let Some(tracing) = TRACING.get() {
-        let _ = tracing.provider.shutdown();
     }
 }
 
@@ -293,7 +276,6 @@ const DAEMON_HEADER: &[u8] = b"{\"format\": \"json\", \"version\": 1}\n";
 #[derive(Debug)]
 struct DaemonClient {
     socket: UdpSocket,
-    dropped: AtomicU64,
 }
 
 impl DaemonClient {
@@ -307,16 +289,13 @@ impl DaemonClient {
         let socket = UdpSocket::bind((local, 0))?;
         socket.set_nonblocking(true)?;
         socket.connect(daemon)?;
-        Ok(Self {
-            socket,
-            dropped: AtomicU64::new(0),
-        })
+        Ok(Self { socket })
     }
 
     fn send(&self, datagram: &[u8]) {
-        if self.socket.send(datagram).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        // No daemon listening, a full buffer or a document over 64 KB: the trace is lost, the
+        // request is not held up.
+        let _ = self.socket.send(datagram);
     }
 }
 
