@@ -367,7 +367,7 @@ async fn serve<H: Handler>(
 ) -> lambda_http::Response<Body> {
     let service = ApiService::new(name, route, Ok(Arc::clone(app)), handler);
     // The invocation's telemetry scope, kept in memory (nothing is printed per input).
-    let scope = Scope::new(name, route, "fuzz", None);
+    let scope = Scope::new(name, "fuzz", None);
     scope.run(service.handle(req)).await
 }
 

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
-
-use crate::{config::Config, domain::PasswordHasher, health::Health, store::Store};
+use crate::{
+    config::Config,
+    domain::PasswordHasher,
+    health::Health,
+    store::{ConnectOptions, Opened, Store},
+};
 
 /// Shared, read-only state of one function instance.
 #[derive(Debug, Clone)]
@@ -33,24 +36,17 @@ impl App {
         }
     }
 
-    /// Builds the SDK client for `config` (its credentials, region and the standard
-    /// `AWS_ENDPOINT_URL_DYNAMODB`, which points it at a local server, are the SDK's own to read).
-    ///
-    /// The SDK's own retries are off: the store's retry policy is the only layer (see
-    /// [`crate::store::retry`]), and its per-attempt timeout bounds each call. The SDK keeps a
-    /// connect timeout, so an unreachable endpoint fails fast rather than at the attempt timeout.
-    pub async fn connect(config: Config) -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(config.retry.attempt_timeout.min(Duration::from_secs(1)))
-                    .build(),
-            )
-            .load()
-            .await;
-        let client = aws_sdk_dynamodb::Client::new(&sdk);
-        let store = Store::new(client, config.table_name.clone());
+    /// An app whose DynamoDB client is made, and its first connection opened, on a background
+    /// task started now ([`Store::connect`]), so that start-up itself waits for none of it; `opened`
+    /// is told what that took. Needs a Tokio runtime.
+    pub fn connect(config: Config, opened: impl FnOnce(Opened) + Send + 'static) -> Self {
+        let options = ConnectOptions {
+            // The SDK keeps a connect timeout, so an unreachable endpoint fails fast rather than
+            // at the attempt timeout; the pre-open request has the same bound.
+            connect_timeout: config.retry.attempt_timeout.min(Duration::from_secs(1)),
+            preopen: config.dynamodb_preopen,
+        };
+        let store = Store::connect(options, config.table_name.clone(), opened);
         Self::new(config, store)
     }
 }

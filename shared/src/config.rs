@@ -8,6 +8,7 @@
 //! | `SERVICE_NAME` | [`Config::service`] | `users-api` |
 //! | `METRICS_NAMESPACE` | [`Config::metrics_namespace`] | `UsersApi` |
 //! | `DYNAMODB_*`, `DEADLINE_MARGIN_MS` | [`Config::retry`] ([`crate::store::retry`]) | the policy's |
+//! | `DYNAMODB_PREOPEN` (`true` or `false`) | [`Config::dynamodb_preopen`] ([`crate::store`]'s connection) | `true` |
 //! | `BASE_PATH` | [`Config::base_path`]: the path clients reach the API under | empty: the domain's root |
 //! | `CORS_ALLOW_ORIGINS` | [`Config::cors`] ([`crate::cors`]) | none allowed |
 //! | `LOG_FORMAT`, `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_RUNTIME_API`, `CARGO_LAMBDA_VERSION` | [`Config::log_format`] | JSON in Lambda, pretty elsewhere |
@@ -60,6 +61,8 @@ pub struct Config {
     pub base_path: String,
     /// How DynamoDB calls are retried.
     pub retry: RetryPolicy,
+    /// Open the DynamoDB connection during init, on a background task.
+    pub dynamodb_preopen: bool,
     /// Which browser origins may read the answers.
     pub cors: AllowedOrigins,
     /// How log lines are written.
@@ -129,6 +132,16 @@ impl Config {
             problems.push(err);
             RetryPolicy::default()
         });
+        let dynamodb_preopen = match var("DYNAMODB_PREOPEN").map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => true,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(v) => {
+                problems.push(format!("DYNAMODB_PREOPEN must be true or false, not {v:?}").into());
+                true
+            }
+        };
         let base_path = match var("BASE_PATH").map(|v| parse_base_path(&v)) {
             None => String::new(),
             Some(Ok(path)) => path,
@@ -154,6 +167,7 @@ impl Config {
             version: env!("CARGO_PKG_VERSION"),
             base_path,
             retry,
+            dynamodb_preopen,
             cors,
             log_format: LogFormat::from_lookup(var),
             log_levels: LogLevels::from_lookup(var),
@@ -206,6 +220,7 @@ impl fmt::Debug for Config {
             .field("version", &self.version)
             .field("base_path", &self.base_path)
             .field("retry", &self.retry)
+            .field("dynamodb_preopen", &self.dynamodb_preopen)
             .field("cors", &self.cors)
             .field("log_format", &self.log_format)
             .field("log_levels", &self.log_levels)
@@ -250,6 +265,20 @@ mod tests {
             "info,shared=info,login=info"
         );
         assert!(config.cors.is_empty() && config.sentry_dsn.is_none());
+    }
+
+    #[test]
+    fn the_dynamodb_preopen_is_on_unless_turned_off_and_a_typo_is_named() {
+        assert!(load(&[("TABLE_NAME", "users")]).0.dynamodb_preopen);
+        let (config, error) = load(&[("TABLE_NAME", "users"), ("DYNAMODB_PREOPEN", "False")]);
+        assert!(error.is_none() && !config.dynamodb_preopen, "{error:?}");
+        let (config, error) = load(&[("TABLE_NAME", "users"), ("DYNAMODB_PREOPEN", "no")]);
+        let text = error.expect("only true and false").to_string();
+        assert!(
+            text.contains("DYNAMODB_PREOPEN") && text.contains("\"no\""),
+            "{text}"
+        );
+        assert!(config.dynamodb_preopen);
     }
 
     #[test]

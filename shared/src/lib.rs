@@ -12,12 +12,14 @@
 //! - [`login_guard`]: the login limits around every password check (login, password change).
 //! - [`cors`]: which browser origins may read the answers (tower-http's CORS layer, configured).
 //! - [`domain`]: emails, names, passwords (Argon2id), sessions, users, the login limit.
-//! - [`store`]: the DynamoDB table and how its failures are classified.
+//! - [`store`]: the DynamoDB table, its client (made, and its connection opened, off the first
+//!   answer's path), and how its failures are classified.
 //! - [`deadline`]: when an invocation ends, which bounds every DynamoDB call.
 //! - [`app`] and [`config`]: state built once per cold start.
 //! - [`health`]: the check `/health` makes, cached per process.
 //! - [`metric`]: every metric name and unit, defined once.
-//! - [`telemetry`]: logs, JSON in Lambda and pretty locally.
+//! - [`telemetry`]: logs (JSON in Lambda, pretty locally), the EMF document that is each request's
+//!   access line, Sentry, X-Ray, and the cold start's `init` line.
 
 pub mod app;
 pub mod auth;

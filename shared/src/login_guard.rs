@@ -51,12 +51,7 @@ impl LoginAttempt {
         let window = counters.window;
         let refuse = |limit: Limit| {
             let retry_after = window.retry_after(now);
-            tracing::info!(
-                email = ?email,
-                limit = limit.as_str(),
-                retry_after_s = retry_after.as_secs(),
-                "login throttled"
-            );
+            crate::telemetry::annotate("limit", limit.as_str());
             ApiError::TooManyAttempts { retry_after }
         };
         let address_failures = store
@@ -110,7 +105,6 @@ impl LoginAttempt {
 
     /// The password was right: clears the pair's counter and marks the pair trusted.
     pub async fn succeeded(&self, store: &Store, deadline: Deadline) -> Result<(), StoreError> {
-        metric::LOGIN_FAILURES.count(0);
         store
             .login_succeeded(
                 &self.counters.pair,

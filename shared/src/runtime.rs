@@ -28,7 +28,7 @@ use crate::{
     error::{ApiError, BoxError},
     request::{ApiRequest, Invocation, Route},
     response::set_common_headers,
-    telemetry::{self, Outcome, PanicReport, Scope, TelemetryLayer, reporting, xray},
+    telemetry::{self, Outcome, PanicReport, Scope, TelemetryLayer, reporting, startup, xray},
 };
 
 /// The result of a handler.
@@ -65,8 +65,11 @@ pub async fn run<H: Handler>(
     route: Route,
     handler: H,
 ) -> Result<(), BoxError> {
-    let (config, invalid) = Config::from_env();
-    let _sentry = telemetry::init(&config, function);
+    // The `init` line is written once start-up and the DynamoDB connection are both done.
+    startup::begin();
+    startup::sandbox(function, route.to_string());
+    let (config, invalid) = startup::time("config", Config::from_env);
+    let _sentry = startup::time("telemetry", || telemetry::init(&config, function));
     let origins = config.cors.clone();
     let app: Started = match invalid {
         Some(err) => {
@@ -76,12 +79,21 @@ pub async fn run<H: Handler>(
             );
             Err(Arc::new(err.into()))
         }
-        None => Ok(Arc::new(App::connect(config).await)),
+        // The DynamoDB client is made, and its connection opened, on a background task: the
+        // runtime asks for the first event meanwhile (crate::store's connection).
+        None => startup::time("app", || {
+            startup::begin();
+            Ok(Arc::new(App::connect(config, |opened| {
+                startup::dynamodb(opened.client_ms, opened.connect_ms, opened.connected);
+            })))
+        }),
     };
-    lambda_http::runtime_concurrent(service(function, route, app, handler, &origins))
-        .layer(TelemetryLayer::new(function, route))
-        .run_concurrent()
-        .await
+    let runtime = startup::time("runtime", || {
+        lambda_http::runtime_concurrent(service(function, route, app, handler, &origins))
+            .layer(TelemetryLayer::new(function))
+    });
+    startup::end();
+    runtime.run_concurrent().await
 }
 
 /// What start-up left: the app, or why it could not be built (kept as the error it was, so each
@@ -152,7 +164,6 @@ impl<H: Handler> ApiService<H> {
                 None => {
                     let scope = Scope::new(
                         invocation.function,
-                        invocation.route,
                         &invocation.lambda_request_id,
                         invocation.xray_trace_id.clone(),
                     );
@@ -181,17 +192,13 @@ async fn serve<H: Handler>(
     let method = request.method().clone();
     let function = invocation.function;
     let route = invocation.route.to_string();
+    // Only what differs between requests: the function and route are the sandbox's (CloudWatch's
+    // log group names them), and the access line is the EMF document, written after the response.
     let span = tracing::info_span!(
         "request",
         request_id = %invocation.request_id,
         lambda_request_id = %invocation.lambda_request_id,
-        function = invocation.function,
-        cold_start = scope.cold_start(),
-        method = %method,
-        route = %route,
-        xray_trace_id = invocation.xray_trace_id.as_deref(),
-        status = tracing::field::Empty,
-        latency_ms = tracing::field::Empty,
+        xray_trace_id = xray::sampled_xray_id(invocation.xray_trace_id.as_deref()),
     );
     // X-Ray's subsegment for the handler, under the invocation's own trace header.
     let trace = xray::handler(
@@ -237,6 +244,7 @@ async fn serve<H: Handler>(
                 (Err(ApiError::Internal(Box::new(panicked))), report)
             }
         };
+        let code = result.as_ref().err().map(ApiError::code);
         let mut response = match result {
             Ok(response) => response,
             Err(err) => {
@@ -254,7 +262,8 @@ async fn serve<H: Handler>(
                     None if err.is_server_error() => {
                         tracing::error!(status, code = err.code(), error, "request failed");
                     }
-                    None => tracing::info!(status, code = err.code(), error, "request refused"),
+                    // The access line carries a 4xx's status and code; its detail is the client's.
+                    None => tracing::debug!(status, code = err.code(), error, "request refused"),
                 }
                 let detail = err.to_string();
                 let captured = reporting::capture(&reporting::Failure {
@@ -276,15 +285,12 @@ async fn serve<H: Handler>(
         set_common_headers(&mut response, &request_id);
         let status = response.status().as_u16();
         let latency_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-        let current = tracing::Span::current();
-        current.record("status", status);
-        current.record("latency_ms", latency_ms);
         xray::record_status(&traced, status);
-        tracing::info!(response_bytes = response.body().len(), "access");
         scope.set_outcome(Outcome {
             request_id,
             status,
             latency_ms,
+            code,
         });
         response
     }

@@ -1,7 +1,9 @@
 //! A fault-injecting HTTP/1.1 proxy between the functions and the local DynamoDB server.
 //!
 //! It listens on `127.0.0.1:0`, counts every DynamoDB call it sees (per `X-Amz-Target` operation)
-//! and keeps its request ([`FaultProxy::requests`]), and for each call either forwards it to the server or injects a fault, as its [`Plan`] says:
+//! and keeps its request ([`FaultProxy::requests`]); a request that is no DynamoDB call (a
+//! function's connection pre-open, `GET /`) is forwarded as it is and only counted
+//! ([`FaultProxy::preopens`]); and for each call either forwards it to the server or injects a fault, as its [`Plan`] says:
 //! throttling and 500s in DynamoDB's own wire shape, transaction conflicts, canned answers,
 //! connection resets, added latency, hangs, and lost responses (the call reaches the server, the
 //! answer never reaches the client).
@@ -148,6 +150,9 @@ impl Plan {
 #[derive(Debug)]
 struct State {
     plan: Plan,
+    /// Client connections accepted.
+    connections: usize,
+    preopens: usize,
     calls: HashMap<String, usize>,
     requests: Vec<(String, serde_json::Value)>,
     rng: u64,
@@ -226,6 +231,8 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("a local address");
         let state = Arc::new(Mutex::new(State {
             plan: Plan::pass(),
+            connections: 0,
+            preopens: 0,
             calls: HashMap::new(),
             requests: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -234,6 +241,7 @@ impl FaultProxy {
         let accept = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
+                shared.lock().expect("proxy state").connections += 1;
                 let state = Arc::clone(&shared);
                 connections.spawn(serve(client, upstream, state));
                 // Reap finished connections as we go.
@@ -271,6 +279,16 @@ impl FaultProxy {
     /// Calls seen, all operations.
     pub fn total_calls(&self) -> usize {
         self.state.lock().expect("proxy state").calls.values().sum()
+    }
+
+    /// Client connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.lock().expect("proxy state").connections
+    }
+
+    /// Requests seen that were no DynamoDB call: the functions' connection pre-opens (`GET /`).
+    pub fn preopens(&self) -> usize {
+        self.state.lock().expect("proxy state").preopens
     }
 
     /// Calls seen, per operation.
@@ -345,9 +363,13 @@ async fn answer(
         .get("x-amz-target")
         .and_then(|t| t.to_str().ok())
         .and_then(|t| t.rsplit('.').next())
-        .unwrap_or("unknown")
-        .to_owned();
+        .map(str::to_owned);
     let request = test_support::http_server::whole(request).await;
+    let Some(operation) = operation else {
+        // No DynamoDB call: the connection pre-open of a function's start-up (`GET /`).
+        state.lock().expect("proxy state").preopens += 1;
+        return forward(request, upstream).await;
+    };
     let fault = state
         .lock()
         .expect("proxy state")

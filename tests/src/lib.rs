@@ -278,6 +278,7 @@ impl Harness {
     /// distinct `env` has its own process.
     pub async fn call_with_env(&self, function: &str, env: &[(&str, &str)], event: Value) -> Reply {
         let process = self.process(function, env).await;
+        let before = process.emf_documents();
         let invoked = process.api.invoke(event.clone()).await;
         assert!(
             invoked.ok,
@@ -291,7 +292,7 @@ impl Harness {
             .map_or(TEST_ALLOWED_ORIGINS, |(_, value)| value);
         let (origins, invalid) = AllowedOrigins::parse(origins);
         assert!(invalid.is_empty(), "{invalid:?}");
-        let emf = process.emf_document(&invoked.lambda_request_id).await;
+        let emf = process.emf_document(before, &invoked).await;
         let mut reply = Reply::from_wire(invoked.body, event, invoked.lambda_request_id, &origins);
         reply.emf = emf;
         reply
@@ -450,7 +451,7 @@ pub async fn serve<H: Handler>(
     );
     let adapter = Adapter::from(service);
     // The scope the runtime layer would open; its EMF document is kept instead of printed.
-    let scope = Scope::new(function.name, function.route, &lambda_request_id, None);
+    let scope = Scope::new(function.name, &lambda_request_id, None);
     let response = scope
         .run(adapter.oneshot(LambdaEvent::new(request, context)))
         .await

@@ -84,17 +84,59 @@ impl FunctionProcess {
         }
     }
 
-    /// The EMF document of the invocation `lambda_request_id` (written to stdout after its
-    /// response): waits for it at most 10 s, and fails the test when there is none, or more than one.
-    pub async fn emf_document(&self, lambda_request_id: &str) -> Value {
+    /// The process's one `init` line (its start-up phases, function and route: written once the
+    /// DynamoDB client is made, which may be after the first answer): waits for it at most 10 s.
+    pub async fn init_line(&self) -> Value {
         let started = Instant::now();
         loop {
             let found: Vec<Value> = self
                 .stdout()
                 .iter()
-                .filter(|line| line.contains("\"_aws\"") && line.contains(lambda_request_id))
+                .filter(|line| line.contains("\"init\""))
                 .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-                .filter(|doc| doc["lambda_request_id"] == lambda_request_id)
+                .filter(|line| line["message"] == "init")
+                .collect();
+            match found.as_slice() {
+                [line] => return line.clone(),
+                [] if started.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                _ => panic!(
+                    "{} init lines, one expected; stdout: {:#?}",
+                    found.len(),
+                    self.stdout()
+                ),
+            }
+        }
+    }
+
+    /// How many EMF documents stdout holds so far (for [`FunctionProcess::emf_document`]).
+    pub fn emf_documents(&self) -> usize {
+        self.stdout()
+            .iter()
+            .filter(|line| line.contains("\"_aws\""))
+            .count()
+    }
+
+    /// The EMF document (the access line) of `invoked`, the one invocation this process served
+    /// since it held `before` documents, found by the request id its response carries
+    /// (`x-request-id`; the document is written to stdout after the response, and sample events
+    /// share request ids, hence `before`): waits for it at most 10 s, and fails the test when
+    /// there is none, or more than one.
+    pub async fn emf_document(&self, before: usize, invoked: &Invoked) -> Value {
+        let headers = crate::wire_headers(&invoked.body);
+        let request_id = headers
+            .get("x-request-id")
+            .unwrap_or_else(|| panic!("a response without x-request-id: {invoked:#?}"));
+        let started = Instant::now();
+        loop {
+            let found: Vec<Value> = self
+                .stdout()
+                .iter()
+                .filter(|line| line.contains("\"_aws\""))
+                .skip(before)
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .filter(|doc| doc["request_id"] == request_id.as_str())
                 .collect();
             match found.as_slice() {
                 [document] => return document.clone(),
@@ -102,7 +144,7 @@ impl FunctionProcess {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 _ => panic!(
-                    "invocation {lambda_request_id}: {} EMF documents, one expected; stdout: {:#?}",
+                    "request {request_id}: {} EMF documents, one expected; stdout: {:#?}",
                     found.len(),
                     self.stdout()
                 ),

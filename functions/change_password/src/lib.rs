@@ -50,12 +50,8 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
         .verify(current, Some(caller.user.password_hash.clone()))
         .await?;
     if !verified {
-        let address_failures = attempt.failed(store, deadline).await?;
-        tracing::info!(
-            user_id = %caller.user.id,
-            address_failures,
-            "password change refused: wrong current password"
-        );
+        attempt.failed(store, deadline).await?;
+        shared::telemetry::annotate("user_id", caller.user.id.to_string());
         return Err(ApiError::InvalidCredentials);
     }
     let new_hash = app.passwords.hash(new).await?;
@@ -72,6 +68,6 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
         return Err(ApiError::Unauthenticated);
     }
     attempt.succeeded(store, deadline).await?;
-    tracing::info!(user_id = %caller.user.id, "password changed; other sessions revoked");
+    shared::telemetry::annotate("user_id", caller.user.id.to_string());
     Ok(response::no_content())
 }

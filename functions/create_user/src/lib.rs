@@ -107,7 +107,7 @@ async fn sign_up(
         }
         Err(CreateUserError::Store(err)) => return Err(err.into()),
     }
-    tracing::info!(user_id = %user.id, email = ?user.email, "user created");
+    shared::telemetry::annotate("user_id", user.id.to_string());
     Ok(created(app, &user))
 }
 

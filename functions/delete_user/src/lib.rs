@@ -22,6 +22,6 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
         // Changed since we read it (its sessions revoked): this session is void now.
         return Err(ApiError::Unauthenticated);
     }
-    tracing::info!(user_id = %caller.user.id, "account deleted");
+    shared::telemetry::annotate("user_id", caller.user.id.to_string());
     Ok(response::no_content())
 }

@@ -68,13 +68,8 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
         Some(user) if verified => user,
         _ => {
             // Counted for unknown emails too, the same way, so the answers stay the same.
-            let address_failures = attempt.failed(store, deadline).await?;
-            tracing::info!(
-                email = ?email,
-                known_email = user.is_some(),
-                address_failures,
-                "login refused"
-            );
+            attempt.failed(store, deadline).await?;
+            shared::telemetry::annotate("known_email", user.is_some());
             return Err(ApiError::InvalidCredentials);
         }
     };
@@ -85,7 +80,7 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
         store.put_session(&session, deadline),
         attempt.succeeded(store, deadline),
     )?;
-    tracing::info!(user_id = %user.id, "session started");
+    shared::telemetry::annotate("user_id", user.id.to_string());
     Ok(response::json(
         StatusCode::OK,
         &TokenResponse {

@@ -15,6 +15,6 @@ pub async fn handle(app: Arc<App>, req: ApiRequest) -> HandlerResult {
     app.store
         .delete_session(&caller.session.token_hash, req.deadline())
         .await?;
-    tracing::info!(user_id = %caller.user.id, "session ended");
+    shared::telemetry::annotate("user_id", caller.user.id.to_string());
     Ok(response::no_content())
 }

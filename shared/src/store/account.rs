@@ -245,8 +245,8 @@ impl Store {
                 &self.retry,
                 op,
                 deadline,
-                || {
-                    self.client
+                |client| {
+                    client
                         .transact_write_items()
                         .set_transact_items(Some(items.to_vec()))
                         .client_request_token(&token)

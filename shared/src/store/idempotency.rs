@@ -61,8 +61,8 @@ impl Store {
                 &self.retry,
                 OP,
                 deadline,
-                || {
-                    self.client
+                |client| {
+                    client
                         .put_item()
                         .table_name(&self.table)
                         .set_item(Some(item.clone()))
@@ -148,8 +148,8 @@ impl Store {
                 &self.retry,
                 OP,
                 deadline,
-                || {
-                    self.client
+                |client| {
+                    client
                         .delete_item()
                         .table_name(&self.table)
                         .set_key(Some(record_key(&lock.key)))

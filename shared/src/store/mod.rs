@@ -22,6 +22,7 @@
 //! takes explicitly; [`Store::call`] is the one place a request is sent.
 
 mod account;
+mod connection;
 pub mod error;
 mod idempotency;
 pub mod retry;
@@ -38,9 +39,11 @@ use aws_sdk_dynamodb::{
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
 pub use crate::deadline::Deadline;
+pub use connection::{ConnectOptions, Opened};
 pub use error::{ErrorKind, Fault, GaveUp, StoreError};
 pub use retry::{Retrier, RetryPolicy};
 
+use self::connection::Connection;
 use crate::{
     domain::{CounterKey, Email, PasswordHash, Session, TokenHash, User, UserId, UserName, Window},
     idempotency::Lock,
@@ -126,11 +129,11 @@ pub enum CreateUserError {
     Store(#[from] StoreError),
 }
 
-/// The table, the client to reach it and the retry policy with its budget. Cheap to clone; clones
-/// share the retry budget.
+/// The table, the client to reach it (ready, or still being made: [`connection`]) and the retry
+/// policy with its budget. Cheap to clone; clones share the retry budget.
 #[derive(Debug, Clone)]
 pub struct Store {
-    client: Client,
+    client: Connection,
     table: String,
     retry: Retrier,
 }
@@ -155,7 +158,21 @@ impl Store {
     /// A store of `table` reached through `client`, with the default retry policy. The client's own
     /// retries must be off (see [`retry`]).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        let table = table.into();
+        Self::with_connection(Connection::Ready(client), table.into())
+    }
+
+    /// A store of `table` whose client is made on a background task started now, with its first
+    /// connection opened there unless `options` say not to ([`connection`]); a call made before it
+    /// is done waits for it, within its deadline. `opened` is told what making it took.
+    pub fn connect(
+        options: ConnectOptions,
+        table: impl Into<String>,
+        opened: impl FnOnce(Opened) + Send + 'static,
+    ) -> Self {
+        Self::with_connection(Connection::open(options, opened), table.into())
+    }
+
+    fn with_connection(client: Connection, table: String) -> Self {
         Self {
             retry: Retrier::default().for_table(&table),
             client,
@@ -229,8 +246,8 @@ impl Store {
                 &self.retry,
                 OP,
                 deadline,
-                || {
-                    self.client
+                |client| {
+                    client
                         .transact_write_items()
                         .set_transact_items(Some(items.clone()))
                         .client_request_token(&idempotency_token)
@@ -476,8 +493,8 @@ impl Store {
             &once,
             OP,
             Deadline::NONE,
-            || {
-                self.client
+            |client| {
+                client
                     .get_item()
                     .table_name(&self.table)
                     .set_key(Some(probe.clone()))
@@ -497,8 +514,8 @@ impl Store {
         item: Item,
         deadline: Deadline,
     ) -> Result<(), StoreError> {
-        self.call(op, deadline, || {
-            self.client
+        self.call(op, deadline, |client| {
+            client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item.clone()))
@@ -522,8 +539,8 @@ impl Store {
                 &self.retry,
                 op,
                 deadline,
-                || {
-                    self.client
+                |client| {
+                    client
                         .update_item()
                         .table_name(&self.table)
                         .set_key(Some(k.clone()))
@@ -558,8 +575,8 @@ impl Store {
         k: Item,
         deadline: Deadline,
     ) -> Result<(), StoreError> {
-        self.call(op, deadline, || {
-            self.client
+        self.call(op, deadline, |client| {
+            client
                 .delete_item()
                 .table_name(&self.table)
                 .set_key(Some(k.clone()))
@@ -576,8 +593,8 @@ impl Store {
         deadline: Deadline,
     ) -> Result<Option<Item>, StoreError> {
         let k = key(k);
-        self.call(op, deadline, || {
-            self.client
+        self.call(op, deadline, |client| {
+            client
                 .get_item()
                 .table_name(&self.table)
                 .set_key(Some(k.clone()))
@@ -594,7 +611,7 @@ impl Store {
         &self,
         op: &'static str,
         deadline: Deadline,
-        send: impl Fn() -> Fut,
+        send: impl Fn(&Client) -> Fut,
     ) -> Result<T, StoreError>
     where
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -614,15 +631,19 @@ impl Store {
         retrier: &Retrier,
         op: &'static str,
         deadline: Deadline,
-        send: impl Fn() -> Fut,
+        send: impl Fn(&Client) -> Fut,
         on_error: impl Fn(SdkError<E, HttpResponse>) -> StoreError,
     ) -> Result<T, StoreError>
     where
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     {
+        let client = self
+            .client
+            .client(op, deadline.minus(retrier.policy().deadline_margin))
+            .await?;
         retrier
             .run(op, deadline, || {
-                let sent = send();
+                let sent = send(&client);
                 let on_error = &on_error;
                 async move { sent.await.map_err(on_error) }
             })

@@ -335,7 +335,10 @@ impl Retrier {
             (None, Some(delay)) => {
                 metric::DYNAMODB_RETRIES.count(1);
                 xray::record_attempt(&trace, "retried", Some(err.kind.as_str()), Some(delay));
-                tracing::warn!(
+                // DEBUG: the access line already counts it (`DynamoDbRetries`,
+                // `DynamoDbThrottles`) and the trace shows each attempt; a line per retry would
+                // multiply the log bytes exactly when DynamoDB is struggling.
+                tracing::debug!(
                     operation,
                     attempt = n,
                     error.kind = err.kind.as_str(),
@@ -349,7 +352,9 @@ impl Retrier {
                 let reason = reason.unwrap_or(GaveUp::Attempts);
                 metric::DYNAMODB_RETRIES_EXHAUSTED.count(1);
                 xray::record_attempt(&trace, "failed", Some(err.kind.as_str()), None);
-                tracing::warn!(
+                // DEBUG: the error says it ("after 3 attempts (attempts exhausted)") on the 5xx's
+                // one error line, and `DynamoDbRetriesExhausted` counts it.
+                tracing::debug!(
                     operation,
                     attempt = n,
                     error.kind = err.kind.as_str(),

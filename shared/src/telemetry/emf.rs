@@ -1,5 +1,8 @@
 //! Metrics as CloudWatch Embedded Metric Format: exactly one document per invocation, printed on
-//! stdout after the response has been handed back.
+//! stdout after the response has been handed back. The document is also the request's access line
+//! ([`super::Scope::document`]): one line per request instead of two saying the same things, and
+//! every byte of it is paid for as CloudWatch Logs ingestion, so it stays short (no `Unit`, whole
+//! numbers without `.0`, counts written only when they count something).
 //!
 //! Code records through the `metrics` facade (via the names in [`crate::metric`]). The recorder
 //! installed here does not aggregate globally: it routes every value to the invocation that is
@@ -12,7 +15,7 @@
 //! same collector. With concurrent invocations in one process (Lambda Managed Instances) two
 //! invocations would share the collector: each document would carry the other's values and one of
 //! the two request ids. Its dimensions are static defaults plus metric labels; we want the same
-//! values under three dimension sets (service, function, route) in one document. The document
+//! values under two dimension sets (service, function) in one document. The document
 //! format is small, and is validated against the EMF specification's schema in the tests.
 //!
 //! Why not AWS's `metrique` (0.1.33, evaluated for this): it keeps invocations apart only through
@@ -26,7 +29,7 @@
 //! on drop after the response would replace this module.
 //!
 //! Limits of the specification kept here: at most 100 metrics per directive (we define fewer, see
-//! [`crate::metric::ALL`]), at most 30 dimensions per set (we use 3), at most 100 values per metric
+//! [`crate::metric::ALL`]), at most 30 dimensions per set (we use 2), at most 100 values per metric
 //! (further values of a metric in one invocation are dropped and counted in the document's
 //! `dropped_values` property).
 
@@ -50,12 +53,10 @@ use crate::{
 /// The most values one metric may carry in one document (EMF specification).
 pub const MAX_VALUES_PER_METRIC: usize = 100;
 
-/// The dimension sets of every document: the whole service, each function, each route.
-pub const DIMENSION_SETS: &[&[&str]] = &[
-    &["Service"],
-    &["Service", "Function"],
-    &["Service", "Function", "Route"],
-];
+/// The dimension sets of every document: the whole service, and each function. No route set: a
+/// function serves one route, so it would only double the custom metrics (each billed per month)
+/// for no new view.
+pub const DIMENSION_SETS: &[&[&str]] = &[&["Service"], &["Service", "Function"]];
 
 /// What documents are labelled with.
 #[derive(Debug, Clone)]
@@ -111,9 +112,11 @@ impl MetricSet {
         }
     }
 
-    /// Records one value of a distribution (kept to three decimals: microseconds for latencies).
+    /// Records one value of a distribution, kept to the metric's decimals ([`metric::Metric`];
+    /// three, microseconds for a latency, when it has none).
     pub fn push(&mut self, name: &str, value: f64) {
-        let value = (value * 1000.0).round() / 1000.0;
+        let scale = 10_f64.powi(metric::by_name(name).map_or(3, |m| i32::from(m.decimals)));
+        let value = (value * scale).round() / scale;
         match self.values.get_mut(name) {
             Some(MetricValues::Values(values)) if values.len() < MAX_VALUES_PER_METRIC => {
                 values.push(value);
@@ -138,10 +141,10 @@ impl MetricSet {
         let definitions: Vec<Value> = self
             .values
             .keys()
-            .map(|name| {
-                let unit = metric::by_name(name).map_or("None", |m| m.unit.as_str());
-                json!({"Name": name, "Unit": unit})
-            })
+            // No `Unit`: CloudWatch then stores `None`, which changes no statistic, and the
+            // document stays short (every byte of it is paid for as log ingestion, on every
+            // request). The units are in `crate::metric`, the dashboard's titles and the README.
+            .map(|name| json!({ "Name": name }))
             .collect();
         doc.insert(
             "_aws".into(),
@@ -163,13 +166,22 @@ impl MetricSet {
         }
         for (name, values) in &self.values {
             let value = match values {
-                MetricValues::Sum(sum) => Value::from(*sum),
-                MetricValues::Values(values) if values.len() == 1 => Value::from(values[0]),
-                MetricValues::Values(values) => Value::from(values.clone()),
+                MetricValues::Sum(sum) => number(*sum),
+                MetricValues::Values(values) if values.len() == 1 => number(values[0]),
+                MetricValues::Values(values) => values.iter().copied().map(number).collect(),
             };
             doc.insert(name.clone(), value);
         }
         Value::Object(doc)
+    }
+}
+
+/// A value as short as JSON allows: a whole number without its `.0`.
+fn number(value: f64) -> Value {
+    if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+        Value::from(value as i64)
+    } else {
+        Value::from(value)
     }
 }
 
@@ -247,31 +259,40 @@ mod tests {
     #[test]
     fn a_document_names_each_recorded_metric_once_with_its_unit() {
         let mut set = MetricSet::default();
-        set.add("Requests", 1.0);
+        set.add("Errors4xx", 1.0);
         set.add("Errors5xx", 0.0);
         set.push("DynamoDbLatency", 3.5);
-        set.push("DynamoDbLatency", 4.5);
+        set.push("DynamoDbLatency", 4.5432);
+        set.push("Latency", 0.1234);
         let config = EmfConfig {
             namespace: "Test".into(),
             service: "svc".into(),
         };
         let doc = set.document(
             &config,
-            &[("Service", "svc"), ("Function", "f"), ("Route", "GET /x")],
+            &[("Service", "svc"), ("Function", "f")],
             Map::new(),
             1,
         );
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Test");
-        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 3);
-        assert_eq!(doc["Requests"], 1.0);
-        assert_eq!(doc["Errors5xx"], 0.0);
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 4);
+        assert_eq!(doc["Latency"], json!(0.123), "to the microsecond");
+        assert_eq!(doc["Errors4xx"], json!(1), "a whole number, without .0");
+        assert_eq!(doc["Errors5xx"], json!(0));
         assert_eq!(doc["DynamoDbLatency"], json!([3.5, 4.5]));
         assert!(
             directive["Metrics"]
                 .as_array()
                 .unwrap()
-                .contains(&json!({"Name": "DynamoDbLatency", "Unit": "Milliseconds"}))
+                .contains(&json!({"Name": "Errors4xx"})),
+            "no unit"
+        );
+        assert!(
+            directive["Metrics"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"Name": "DynamoDbLatency"}))
         );
     }
 

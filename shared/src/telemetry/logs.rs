@@ -2,11 +2,16 @@
 //! switches.
 //!
 //! JSON lines carry `timestamp`, `level`, `target`, `message`, the event's own fields, and the fields
-//! of every span the event is in: inside a request that is `request_id`, `lambda_request_id`,
-//! `function`, `cold_start`, `method`, `route`, `xray_trace_id`, and once known `status` and
-//! `latency_ms`. Every value goes through a JSON encoder, so user input (newlines, quotes, control
-//! characters) can never break a line or forge a field. An error field is written as its message
-//! plus `<field>.chain`, the messages of its whole cause chain.
+//! of every span the event is in: inside a request that is `request_id`, `lambda_request_id` and,
+//! when the request is traced, `xray_trace_id`. What is the same on every line of a sandbox (the
+//! function, the route) is not repeated: CloudWatch's log group names the function. Every value
+//! goes through a JSON encoder, so user input (newlines, quotes, control characters) can never
+//! break a line or forge a field. An error field is written as its message plus `<field>.chain`,
+//! the messages of its whole cause chain.
+//!
+//! A request's access line is not written here: in JSON it is the invocation's EMF document
+//! ([`super::emf`], [`super::Scope::finish`]), one line per request after the response; in a
+//! terminal it is an `access` event written at the same moment.
 
 use std::{fmt, io::Write as _};
 
@@ -136,6 +141,7 @@ fn parse_level(value: &str) -> Option<LevelFilter> {
 /// `xray`) never reach the log lines, and the log level never hides them, as it never hides
 /// metrics. `xray_daemon` turns traces on ([`super::xray::layer`]).
 pub fn init(format: LogFormat, levels: LogLevels, function: &str, xray_daemon: Option<&str>) {
+    let _ = SETTINGS.set((format, levels.ours));
     let filter =
         EnvFilter::try_new(levels.directive(function)).unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = filter.and(filter_fn(|meta| meta.target() != super::xray::TARGET));
@@ -148,6 +154,33 @@ pub fn init(format: LogFormat, levels: LogLevels, function: &str, xray_daemon: O
             .with(tracing_subscriber::fmt::layer().pretty().with_filter(logs))
             .try_init(),
     };
+}
+
+/// The format and our level, as [`init`] set them.
+static SETTINGS: std::sync::OnceLock<(LogFormat, LevelFilter)> = std::sync::OnceLock::new();
+
+/// The lines are JSON (also before [`init`], as in the in-process tests).
+pub fn json() -> bool {
+    SETTINGS
+        .get()
+        .is_none_or(|(format, _)| *format == LogFormat::Json)
+}
+
+/// Our crates' level lets INFO lines through (also before [`init`]).
+pub fn info_enabled() -> bool {
+    SETTINGS
+        .get()
+        .is_none_or(|(_, ours)| *ours >= LevelFilter::INFO)
+}
+
+/// Writes one finished JSON line to stdout, with one `write`, so concurrent lines never interleave
+/// within a line.
+pub fn write_stdout_line(line: &Value) {
+    let mut text = line.to_string();
+    text.push('\n');
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }
 
 /// Where finished lines go.

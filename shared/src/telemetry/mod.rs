@@ -1,6 +1,7 @@
-//! Telemetry: logs ([`logs`]), one EMF metrics document per invocation ([`emf`]) and Sentry events
-//! ([`reporting`]), all set up once per cold start by [`crate::run`]; no function sets any of it up
-//! itself.
+//! Telemetry: logs ([`logs`]), one EMF metrics document per invocation that is also its access line
+//! ([`emf`], [`Scope::document`]), Sentry events ([`reporting`]), X-Ray traces ([`xray`]) and the
+//! once-per-sandbox `init` line ([`startup`]), all set up once per cold start by [`crate::run`]; no
+//! function sets any of it up itself.
 //!
 //! Every invocation runs inside a [`Scope`]: a task-local record of that invocation's metrics,
 //! outcome and panic, so concurrent invocations in one process never mix. [`TelemetryLayer`] wraps
@@ -12,11 +13,11 @@
 pub mod emf;
 pub mod logs;
 pub mod reporting;
+pub mod startup;
 pub mod xray;
 
 use std::{
     future::Future,
-    io::Write as _,
     panic::PanicHookInfo,
     pin::Pin,
     sync::{
@@ -32,7 +33,7 @@ use serde_json::{Map, Value};
 
 pub use logs::{LogFormat, LogLevels};
 
-use crate::{config::Config, error::BoxError, metric, request::Route};
+use crate::{config::Config, error::BoxError, metric};
 
 /// How long the end of an invocation may wait for Sentry to take its events.
 pub const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -116,13 +117,14 @@ pub struct Outcome {
     pub status: u16,
     /// The handler's time.
     pub latency_ms: f64,
+    /// The error code of an error answer.
+    pub code: Option<&'static str>,
 }
 
 /// The telemetry of one invocation.
 #[derive(Debug)]
 pub struct Scope {
     function: &'static str,
-    route: Route,
     lambda_request_id: String,
     xray_trace_id: Option<String>,
     cold_start: bool,
@@ -133,6 +135,8 @@ pub struct Scope {
 #[derive(Debug, Default)]
 struct State {
     metrics: emf::MetricSet,
+    /// What the handler said of the request, for its access line ([`annotate`]).
+    fields: Map<String, Value>,
     outcome: Option<Outcome>,
     panic: Option<PanicReport>,
     sentry_events: u32,
@@ -143,14 +147,12 @@ impl Scope {
     /// Opens the telemetry of one invocation. The first one in a process is the cold start.
     pub fn new(
         function: &'static str,
-        route: Route,
         lambda_request_id: &str,
         xray_trace_id: Option<String>,
     ) -> Arc<Self> {
         install_process_hooks();
         Arc::new(Self {
             function,
-            route,
             lambda_request_id: lambda_request_id.to_owned(),
             xray_trace_id,
             cold_start: COLD.swap(false, Ordering::Relaxed),
@@ -207,12 +209,24 @@ impl Scope {
         self.state().sentry_events += 1;
     }
 
-    /// The invocation's EMF document: what was recorded, plus the per-request metrics (always
-    /// present, zeros included) derived from the outcome.
+    /// The invocation's EMF document, which is also its access line: what was recorded, the
+    /// per-request metrics derived from the outcome (`Latency` always; `Errors4xx`,
+    /// `Errors5xx` and `ColdStart` only when they count one, so `ColdStart: 1` marks a sandbox's
+    /// first request), and the request's facts an on-call engineer filters on: `request_id`,
+    /// `status`, `code` (an error's), `xray_trace_id` (when a trace exists) and what the handler
+    /// [`annotate`]d. Lambda's own request id is on the request's other lines (a 5xx's error line
+    /// among them) and on Lambda's START/END/REPORT lines, not here: every byte of this line is
+    /// paid for on every request. With `access`, also the `level` and `message` of a log line;
+    /// without it (a log level above INFO), the metrics only, which never depend on the log level.
     pub fn document(&self) -> Value {
+        self.document_with(logs::info_enabled() && logs::json())
+    }
+
+    fn document_with(&self, access: bool) -> Value {
         let state = self.state();
         let mut metrics = state.metrics.clone();
         let outcome = state.outcome.clone();
+        let fields = state.fields.clone();
         drop(state);
         // Without an outcome the service never answered: the runtime reported an error, which API
         // Gateway turns into a 5xx.
@@ -221,63 +235,98 @@ impl Scope {
             || self.started.elapsed().as_secs_f64() * 1000.0,
             |o| o.latency_ms,
         );
-        metrics.add(metric::REQUESTS.name, 1.0);
         metrics.push(metric::LATENCY.name, latency_ms);
-        metrics.add(
-            metric::ERRORS_4XX.name,
-            f64::from(u8::from((400..500).contains(&status))),
-        );
-        metrics.add(metric::ERRORS_5XX.name, f64::from(u8::from(status >= 500)));
-        metrics.add(
-            metric::COLD_START.name,
-            f64::from(u8::from(self.cold_start)),
-        );
+        // Counts of what happens to some requests only are written when they happen: their sums
+        // (all the dashboard and the alarms read) are the same, for fewer bytes on every line.
+        if (400..500).contains(&status) {
+            metrics.add(metric::ERRORS_4XX.name, 1.0);
+        }
+        if status >= 500 {
+            metrics.add(metric::ERRORS_5XX.name, 1.0);
+        }
+        if self.cold_start {
+            metrics.add(metric::COLD_START.name, 1.0);
+        }
 
         let mut properties = Map::new();
+        if access {
+            properties.insert("level".into(), Value::from("INFO"));
+            properties.insert("message".into(), Value::from("access"));
+        }
         let request_id = outcome
             .as_ref()
             .map_or(self.lambda_request_id.as_str(), |o| o.request_id.as_str());
         properties.insert("request_id".into(), Value::from(request_id));
-        properties.insert(
-            "lambda_request_id".into(),
-            Value::from(self.lambda_request_id.as_str()),
-        );
-        if let Some(trace) = &self.xray_trace_id {
-            properties.insert("xray_trace_id".into(), Value::from(trace.as_str()));
-        }
         properties.insert("status".into(), Value::from(status));
+        if let Some(code) = outcome.as_ref().and_then(|o| o.code) {
+            properties.insert("code".into(), Value::from(code));
+        }
+        if let Some(trace) = xray::sampled_xray_id(self.xray_trace_id.as_deref()) {
+            properties.insert("xray_trace_id".into(), Value::from(trace));
+        }
+        if access {
+            for (name, value) in fields {
+                properties.entry(name).or_insert(value);
+            }
+        }
         let config = emf::EmfConfig::get();
-        let route = self.route.to_string();
         metrics.document(
             config,
             &[
                 ("Service", config.service.as_str()),
                 ("Function", self.function),
-                ("Route", route.as_str()),
             ],
             properties,
             chrono::Utc::now().timestamp_millis(),
         )
     }
 
-    /// Ends the invocation: prints its EMF document on stdout and sends its X-Ray subsegments
-    /// (once), then gives Sentry a bounded time to send what this invocation captured.
+    /// Ends the invocation: prints its EMF document, its access line, on stdout and sends its
+    /// X-Ray subsegments (once), then gives Sentry a bounded time to send what this invocation
+    /// captured. In a terminal (`LOG_FORMAT=pretty`) the access line is a readable event of its
+    /// own, before the document.
     pub async fn finish(&self) {
         let first = !std::mem::replace(&mut self.state().emitted, true);
         if first {
-            let mut line = self.document().to_string();
-            line.push('\n');
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(line.as_bytes());
-            let _ = stdout.flush();
-        }
-        if first {
+            if !logs::json() && logs::info_enabled() {
+                self.access_event();
+            }
+            logs::write_stdout_line(&self.document());
             // The invocation's subsegments, after its response, like the EMF document.
             xray::export(self.xray_trace_id.as_deref());
         }
         if self.state().sentry_events > 0 {
             reporting::flush(SENTRY_FLUSH_TIMEOUT).await;
         }
+    }
+
+    /// The access line as a `tracing` event, for the pretty format.
+    fn access_event(&self) {
+        let (outcome, fields) = {
+            let state = self.state();
+            (state.outcome.clone(), state.fields.clone())
+        };
+        let Some(outcome) = outcome else { return };
+        let fields = (!fields.is_empty()).then(|| serde_json::Value::Object(fields).to_string());
+        tracing::info!(
+            request_id = %outcome.request_id,
+            status = outcome.status,
+            latency_ms = outcome.latency_ms,
+            code = outcome.code,
+            cold_start = self.cold_start,
+            fields,
+            "access"
+        );
+    }
+}
+
+/// Adds `name: value` to the current request's access line (its EMF document): what a handler
+/// learnt that an on-call engineer filters on (`user_id`, `limit`), said once, on the request's one
+/// line, instead of a log line of its own. Outside an invocation it is dropped. Never a secret:
+/// the line reaches CloudWatch as it is.
+pub fn annotate(name: &'static str, value: impl Into<Value>) {
+    if let Some(scope) = Scope::current() {
+        scope.state().fields.insert(name.to_owned(), value.into());
     }
 }
 
@@ -286,13 +335,12 @@ impl Scope {
 #[derive(Debug, Clone, Copy)]
 pub struct TelemetryLayer {
     function: &'static str,
-    route: Route,
 }
 
 impl TelemetryLayer {
-    /// The layer for `function`, serving `route`.
-    pub fn new(function: &'static str, route: Route) -> Self {
-        Self { function, route }
+    /// The layer for `function`.
+    pub fn new(function: &'static str) -> Self {
+        Self { function }
     }
 }
 
@@ -329,7 +377,6 @@ where
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let scope = Scope::new(
             self.layer.function,
-            self.layer.route,
             &invocation.context.request_id,
             invocation.context.xray_trace_id.clone(),
         );

@@ -222,6 +222,17 @@ pub struct TraceIds {
     pub span_id: String,
 }
 
+/// The trace id of the invocation whose trace header is `header`, as X-Ray writes it
+/// (`1-5759e988-bd862e3fe1be46a994272793`), when the header says the request is sampled: only
+/// then does a trace exist to go to. What the log lines and the EMF document carry.
+pub fn sampled_xray_id(header: Option<&str>) -> Option<String> {
+    let context = span_context_from_str(header?)?;
+    context.is_sampled().then(|| {
+        let hex = context.trace_id().to_string();
+        format!("1-{}-{}", &hex[..8], &hex[8..])
+    })
+}
+
 /// The [`TraceIds`] of the handler span `span` in the invocation whose trace header is `header`.
 pub fn ids(span: &Span, header: Option<&str>) -> Option<TraceIds> {
     let from_header = span_context_from_str(header?)?;
@@ -405,5 +416,11 @@ mod tests {
         );
         assert!(parent(None).is_none());
         assert!(parent(Some("garbage")).is_none());
+        assert_eq!(
+            sampled_xray_id(Some(sampled)).as_deref(),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
+        );
+        assert_eq!(sampled_xray_id(Some(unsampled)), None);
+        assert_eq!(sampled_xray_id(None), None);
     }
 }

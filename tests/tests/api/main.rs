@@ -3,6 +3,7 @@
 // A test harness: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cold_start;
 mod contract;
 mod cors;
 mod create_user;

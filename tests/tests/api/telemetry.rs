@@ -7,6 +7,7 @@ use std::{collections::HashMap, sync::OnceLock, time::Duration};
 use api_tests::{
     Harness, closed_endpoint, event, median,
     runtime_api::{FunctionProcess, Invoked, function_binary},
+    samples,
     sentry_sink::SentrySink,
     with_request_id,
 };
@@ -84,9 +85,13 @@ fn gateway_id(sample: &Value) -> String {
         .to_owned()
 }
 
-/// Asserts that every log line of an invocation carries that invocation's contract request id, and
-/// that each invocation has exactly one access line with the request's facts.
-fn assert_request_context(logs: &[Value], invocations: &[(&Invoked, String)]) {
+/// The trace id the local Runtime API's default (sampled) trace header names.
+const TRACE_ID: &str = "1-6564a2b0-5f0c1d2e3a4b5c6d7e8f9a0b";
+
+/// Asserts that every log line of an invocation carries that invocation's contract request id (and
+/// nothing that is the same on every line of the process), and that each invocation's access line
+/// is its EMF document: exactly one, with the request's facts.
+fn assert_request_context(logs: &[Value], documents: &[Value], invocations: &[(&Invoked, String)]) {
     let by_lambda_id: HashMap<&str, &str> = invocations
         .iter()
         .map(|(invoked, request_id)| (invoked.lambda_request_id.as_str(), request_id.as_str()))
@@ -95,38 +100,42 @@ fn assert_request_context(logs: &[Value], invocations: &[(&Invoked, String)]) {
         for field in ["timestamp", "level", "target", "message"] {
             assert!(line.get(field).is_some(), "a line without {field}: {line}");
         }
+        assert_ne!(
+            line["message"], "access",
+            "the access line is the EMF document: {line}"
+        );
         if let Some(lambda_id) = line["lambda_request_id"].as_str() {
             let expected = by_lambda_id
                 .get(lambda_id)
                 .unwrap_or_else(|| panic!("a line of an unknown invocation: {line}"));
             assert_eq!(line["request_id"], *expected, "{line}");
-            assert!(
-                line["function"].is_string() && line["cold_start"].is_boolean(),
-                "{line}"
+            assert_eq!(
+                line["xray_trace_id"], TRACE_ID,
+                "the trace id, not the header: {line}"
             );
-            assert!(
-                line["route"].is_string() && line["method"].is_string(),
-                "{line}"
-            );
-            assert!(line["xray_trace_id"].is_string(), "{line}");
+            for repeated in ["function", "route", "method", "cold_start"] {
+                assert!(line.get(repeated).is_none(), "{repeated} on a line: {line}");
+            }
         }
     }
     for (invoked, request_id) in invocations {
-        let access: Vec<&Value> = logs
-            .iter()
-            .filter(|l| l["message"] == "access" && l["request_id"] == request_id.as_str())
-            .collect();
-        assert_eq!(
-            access.len(),
-            1,
-            "one access line for {request_id}: {logs:#?}"
-        );
-        let line = access[0];
+        let line = document_of(documents, request_id);
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["message"], "access", "{line}");
         assert_eq!(line["status"], invoked.status(), "{line}");
-        assert!(
-            line["latency_ms"].is_number() && line["response_bytes"].is_u64(),
-            "{line}"
+        assert_eq!(line["xray_trace_id"], TRACE_ID, "{line}");
+        assert!(line["Latency"].is_number(), "{line}");
+        let status = invoked.status();
+        assert_eq!(
+            line["code"].is_string(),
+            status >= 400,
+            "an error's code, and only an error's: {line}"
         );
+        if status >= 400 {
+            let body: Value =
+                serde_json::from_str(invoked.body["body"].as_str().expect("a body")).expect("JSON");
+            assert_eq!(line["code"], body["code"], "{line}");
+        }
     }
 }
 
@@ -179,9 +188,9 @@ async fn json_logs_and_one_emf_document_per_invocation_on_every_outcome() {
         "one EMF document per invocation"
     );
     let pairs: Vec<(&Invoked, String)> = invocations.iter().map(|(i, r)| (i, r.clone())).collect();
-    assert_request_context(&logs, &pairs);
+    assert_request_context(&logs, &documents, &pairs);
 
-    for (n, ((invoked, request_id), (case, status))) in invocations.iter().zip(cases).enumerate() {
+    for (n, ((_, request_id), (case, status))) in invocations.iter().zip(cases).enumerate() {
         let doc = document_of(&documents, request_id);
         assert_valid_emf(doc);
         assert_eq!(
@@ -190,17 +199,31 @@ async fn json_logs_and_one_emf_document_per_invocation_on_every_outcome() {
         );
         assert_eq!(doc["Service"], "users-api");
         assert_eq!(doc["Function"], "create_user");
-        assert_eq!(doc["Route"], "POST /users");
+        assert!(doc.get("Route").is_none(), "no Route dimension: {doc:#}");
         assert_eq!(doc["status"], status, "{case}");
-        assert_eq!(doc["lambda_request_id"], invoked.lambda_request_id.as_str());
-        assert_eq!(doc["Requests"], 1.0);
-        assert_eq!(
-            doc["Errors4xx"],
-            f64::from(u8::from((400..500).contains(&status))),
-            "{case}"
+        assert!(
+            doc["Latency"].is_number(),
+            "one Latency value: the request count"
         );
-        assert_eq!(doc["Errors5xx"], 0.0, "{case}");
-        assert_eq!(doc["ColdStart"], if n == 0 { 1.0 } else { 0.0 }, "{case}");
+        assert!(
+            doc.get("Requests").is_none(),
+            "Latency's sample count is it: {doc:#}"
+        );
+        // What counts some requests only is written when it counts one.
+        if (400..500).contains(&status) {
+            assert_eq!(doc["Errors4xx"], 1.0, "{case}");
+        } else {
+            assert!(doc.get("Errors4xx").is_none(), "{case}: {doc:#}");
+        }
+        assert!(doc.get("Errors5xx").is_none(), "{case}: {doc:#}");
+        if n == 0 {
+            assert_eq!(doc["ColdStart"], 1.0, "{case}");
+        } else {
+            assert!(
+                doc.get("ColdStart").is_none(),
+                "only the first request says it is a cold start: {doc:#}"
+            );
+        }
         assert!(doc["Latency"].is_number(), "{case}");
     }
     assert!(
@@ -429,6 +452,7 @@ async fn concurrent_invocations_in_one_process_keep_their_own_metrics_and_log_co
     let (logs, documents) = split_stdout(&lines);
     assert_request_context(
         &logs,
+        &documents,
         &[(&created, gateway_id(&slow)), (&refused, gateway_id(&fast))],
     );
     let created_doc = document_of(&documents, &gateway_id(&slow));
@@ -437,15 +461,9 @@ async fn concurrent_invocations_in_one_process_keep_their_own_metrics_and_log_co
         (created_doc["status"].clone(), refused_doc["status"].clone()),
         (201.into(), 422.into())
     );
-    assert_eq!(
-        (
-            created_doc["Errors4xx"].clone(),
-            refused_doc["Errors4xx"].clone()
-        ),
-        (0.0.into(), 1.0.into())
-    );
-    assert_eq!(created_doc["Requests"], 1.0);
-    assert_eq!(refused_doc["Requests"], 1.0);
+    assert!(created_doc.get("Errors4xx").is_none(), "{created_doc:#}");
+    assert_eq!(refused_doc["Errors4xx"], 1.0);
+    assert!(created_doc["Latency"].is_number() && refused_doc["Latency"].is_number());
     // The create read and wrote the table; the refused body never reached it. Neither document
     // holds the other's DynamoDB calls.
     assert_eq!(
@@ -554,7 +572,7 @@ async fn at_log_level_warn_every_emf_document_survives_lambdas_filter() {
     );
     for doc in &documents {
         assert_valid_emf(doc);
-        assert_eq!(doc["Requests"], 1.0);
+        assert!(doc["Latency"].is_number(), "{doc:#}");
     }
     assert!(
         documents.iter().any(|d| d["Errors5xx"] == 1.0),
@@ -576,4 +594,96 @@ async fn at_log_level_warn_every_emf_document_survives_lambdas_filter() {
     // Why the template does this: had Lambda itself filtered at WARN, no document would be left.
     let (_, dropped) = split_stdout(&api_tests::lambda_keeps(&stdout, "WARN"));
     assert!(dropped.is_empty(), "Lambda's rule counts EMF as INFO");
+}
+
+/// The log budget (issue 16): one stdout line per request on success and on a 4xx (the access
+/// line, which is the EMF document) of at most 600 bytes, on the first request too; a 5xx adds its
+/// one error line with the cause chain. Every path of the account's life, through the real
+/// binaries; the process's one `init` line is the sandbox's, not a request's.
+#[tokio::test]
+async fn each_request_writes_one_line_of_at_most_600_bytes_and_a_5xx_one_more() {
+    const BUDGET: usize = 600;
+    let h = Harness::new().await;
+    let created = h.call("create_user", event("create_user", "ok")).await;
+    assert_eq!(created.status, 201, "{created:#?}");
+    let id = created.body["id"].as_str().expect("an id").to_owned();
+    let login = h.call("login", event("login", "ok")).await;
+    assert_eq!(login.status, 200, "{login:#?}");
+    let token = login.body["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let get_user = samples::fill(
+        &event("get_user", "ok"),
+        &[
+            (samples::USER_ID, id.as_str()),
+            (samples::TOKEN, token.as_str()),
+        ],
+    );
+    let paths = [
+        ("create_user", event("create_user", "invalid_fields"), 422),
+        ("create_user", event("create_user", "duplicate_email"), 409),
+        ("login", event("login", "wrong_password"), 401),
+        ("get_user", get_user, 200),
+        ("get_user", event("get_user", "no_token"), 401),
+        ("health", event("health", "ok"), 200),
+    ];
+    for (function, sample, status) in paths {
+        let reply = h.call(function, sample).await;
+        assert_eq!(reply.status, status, "{function}: {reply:#?}");
+    }
+    for function in ["create_user", "login", "get_user", "health"] {
+        let process = h.process(function, &[]).await;
+        process.init_line().await;
+        let lines: Vec<String> = process
+            .stdout()
+            .into_iter()
+            .filter(|l| !l.contains("\"message\":\"init\""))
+            .collect();
+        let (logs, documents) = split_stdout(&lines);
+        assert!(logs.is_empty(), "{function}: only access lines: {logs:#?}");
+        assert!(!documents.is_empty(), "{function}: {lines:#?}");
+        for line in &lines {
+            println!("{function}: {} bytes", line.len() + 1);
+            assert!(
+                line.len() < BUDGET,
+                "{function}: {} bytes with its newline: {line}",
+                line.len() + 1
+            );
+        }
+    }
+
+    let closed = closed_endpoint();
+    let broken = h
+        .process(
+            "get_user",
+            &[
+                ("AWS_ENDPOINT_URL_DYNAMODB", closed.as_str()),
+                ("DYNAMODB_MAX_ATTEMPTS", "1"),
+            ],
+        )
+        .await;
+    let failing = samples::fill(
+        &event("get_user", "ok"),
+        &[
+            (samples::USER_ID, id.as_str()),
+            (samples::TOKEN, token.as_str()),
+        ],
+    );
+    assert_eq!(broken.api.invoke(failing).await.status(), 503);
+    let lines: Vec<String> = broken
+        .wait_for_emf_documents(1)
+        .await
+        .into_iter()
+        .filter(|l| !l.contains("\"message\":\"init\""))
+        .collect();
+    let (logs, documents) = split_stdout(&lines);
+    assert_eq!((logs.len(), documents.len()), (1, 1), "{lines:#?}");
+    assert_eq!(logs[0]["level"], "ERROR");
+    assert!(logs[0]["error.chain"].is_array(), "{:#}", logs[0]);
+    println!(
+        "a 5xx: access line {} bytes, error line {} bytes",
+        serde_json::to_string(&documents[0]).map_or(0, |l| l.len() + 1),
+        serde_json::to_string(&logs[0]).map_or(0, |l| l.len() + 1)
+    );
 }

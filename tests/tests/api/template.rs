@@ -566,7 +566,6 @@ fn dashboard_and_alarms_read_only_metrics_the_code_emits() {
     }
     for function in &functions {
         for m in [
-            metric::REQUESTS,
             metric::LATENCY,
             metric::ERRORS_4XX,
             metric::ERRORS_5XX,
