@@ -9,6 +9,7 @@
 //! | `METRICS_NAMESPACE` | [`Config::metrics_namespace`] | `UsersApi` |
 //! | `DYNAMODB_*`, `DEADLINE_MARGIN_MS` | [`Config::retry`] ([`crate::store::retry`]) | the policy's |
 //! | `DYNAMODB_PREOPEN` (`true` or `false`) | [`Config::dynamodb_preopen`] ([`crate::store`]'s connection) | `true` |
+//! | `AWS_LAMBDA_INITIALIZATION_TYPE` (set by Lambda) | [`Config::init_ahead_of_requests`] | `false` (on-demand) |
 //! | `BASE_PATH` | [`Config::base_path`]: the path clients reach the API under | empty: the domain's root |
 //! | `CORS_ALLOW_ORIGINS` | [`Config::cors`] ([`crate::cors`]) | none allowed |
 //! | `LOG_FORMAT`, `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_RUNTIME_API`, `CARGO_LAMBDA_VERSION` | [`Config::log_format`] | JSON in Lambda, pretty elsewhere |
@@ -63,6 +64,9 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Open the DynamoDB connection during init, on a background task.
     pub dynamodb_preopen: bool,
+    /// Init runs before any request needs the function (provisioned concurrency), so it may wait
+    /// for the DynamoDB connection without anyone waiting on it.
+    pub init_ahead_of_requests: bool,
     /// Which browser origins may read the answers.
     pub cors: AllowedOrigins,
     /// How log lines are written.
@@ -168,6 +172,8 @@ impl Config {
             base_path,
             retry,
             dynamodb_preopen,
+            init_ahead_of_requests: var("AWS_LAMBDA_INITIALIZATION_TYPE")
+                .is_some_and(|v| v.trim() == "provisioned-concurrency"),
             cors,
             log_format: LogFormat::from_lookup(var),
             log_levels: LogLevels::from_lookup(var),
@@ -221,6 +227,7 @@ impl fmt::Debug for Config {
             .field("base_path", &self.base_path)
             .field("retry", &self.retry)
             .field("dynamodb_preopen", &self.dynamodb_preopen)
+            .field("init_ahead_of_requests", &self.init_ahead_of_requests)
             .field("cors", &self.cors)
             .field("log_format", &self.log_format)
             .field("log_levels", &self.log_levels)
@@ -279,6 +286,17 @@ mod tests {
             "{text}"
         );
         assert!(config.dynamodb_preopen);
+        assert!(!config.init_ahead_of_requests, "on-demand by default");
+        let (config, _) = load(&[
+            ("TABLE_NAME", "users"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency"),
+        ]);
+        assert!(config.init_ahead_of_requests);
+        let (config, _) = load(&[
+            ("TABLE_NAME", "users"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ]);
+        assert!(!config.init_ahead_of_requests);
     }
 
     #[test]

@@ -81,12 +81,22 @@ pub async fn run<H: Handler>(
         }
         // The DynamoDB client is made, and its connection opened, on a background task: the
         // runtime asks for the first event meanwhile (crate::store's connection).
-        None => startup::time("app", || {
-            startup::begin();
-            Ok(Arc::new(App::connect(config, |opened| {
-                startup::dynamodb(opened.client_ms, opened.connect_ms, opened.connected);
-            })))
-        }),
+        None => {
+            let ahead = config.init_ahead_of_requests && config.dynamodb_preopen;
+            let app = startup::time("app", || {
+                startup::begin();
+                Arc::new(App::connect(config, |opened| {
+                    startup::dynamodb(opened.client_ms, opened.connect_ms, opened.connected);
+                }))
+            });
+            if ahead {
+                // Provisioned concurrency: no request waits on this init, so the connection is
+                // opened before the first /next, at init's CPU (bounded by the pre-open's own
+                // bound; it never fails).
+                app.store.settle(PROVISIONED_SETTLE_BOUND).await;
+            }
+            Ok(app)
+        }
     };
     let runtime = startup::time("runtime", || {
         lambda_http::runtime_concurrent(service(function, route, app, handler, &origins))
@@ -95,6 +105,10 @@ pub async fn run<H: Handler>(
     startup::end();
     runtime.run_concurrent().await
 }
+
+/// How long a provisioned-concurrency init waits for the DynamoDB connection: past the pre-open's
+/// own bound (1 s), so it only ends early if the client itself hangs.
+const PROVISIONED_SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What start-up left: the app, or why it could not be built (kept as the error it was, so each
 /// 500 it causes reports its cause chain).

@@ -8,7 +8,10 @@
 //! init: it builds the client and, unless told not to, opens the first connection with one
 //! bounded request whose answer is ignored. The runtime asks Lambda for the first event at the
 //! same time, so a request that never touches DynamoDB never waits for any of this, and one that
-//! does waits only for what is left of it ([`Connection::client`]).
+//! does waits only for what is left of it ([`Connection::client`]). Where init runs ahead of any
+//! request (provisioned concurrency, `AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`), no
+//! client waits on init, so [`crate::run`] lets it finish first ([`Connection::settle`]): the
+//! handshake is then paid entirely in init, at init's CPU.
 //!
 //! The connection is opened with `GET /` on the DynamoDB endpoint, sent through the SDK's own
 //! HTTP client (a GetItem whose request is rewritten before it is signed), so the connection lands
@@ -122,6 +125,16 @@ impl Connection {
             None => pending.await,
         };
         made.map_err(|err| StoreError::permanent(operation, ErrorKind::Construction, NotMade(err)))
+    }
+}
+
+impl Connection {
+    /// Waits, at most `bound`, for the background task to have made the client and opened its
+    /// connection; never fails (a client not made by then is waited for by the first call).
+    pub(crate) async fn settle(&self, bound: Duration) {
+        if let Self::Pending(pending) = self {
+            let _ = tokio::time::timeout(bound, pending.clone()).await;
+        }
     }
 }
 

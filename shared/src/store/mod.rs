@@ -172,6 +172,12 @@ impl Store {
         Self::with_connection(Connection::open(options, opened), table.into())
     }
 
+    /// Waits, at most `bound`, until the client is made and its connection opened ([`connection`]);
+    /// never fails.
+    pub async fn settle(&self, bound: std::time::Duration) {
+        self.client.settle(bound).await;
+    }
+
     fn with_connection(client: Connection, table: String) -> Self {
         Self {
             retry: Retrier::default().for_table(&table),

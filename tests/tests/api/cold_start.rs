@@ -103,10 +103,9 @@ async fn without_the_preopen_nothing_reaches_dynamodb_before_the_first_call() {
     assert_eq!((proxy.preopens(), proxy.calls("GetItem")), (0, 1));
 }
 
-#[tokio::test]
-async fn a_hanging_preopen_delays_no_answer_that_needs_no_dynamodb() {
-    // An endpoint that accepts connections and never answers: the pre-open waits out its bound
-    // (1 s, the connect timeout).
+/// An endpoint that accepts connections and never answers, held until the returned task is
+/// aborted: a pre-open to it waits out its bound (1 s, the connect timeout).
+async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
     let held = tokio::spawn(async move {
@@ -115,37 +114,63 @@ async fn a_hanging_preopen_delays_no_answer_that_needs_no_dynamodb() {
             sockets.push(socket);
         }
     });
-    let process = FunctionProcess::start(
-        function_binary("create_user"),
-        "create_user",
-        &[
-            ("TABLE_NAME", "unused"),
-            ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
-            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "3000"),
-        ],
-    )
-    .await;
+    (endpoint, held)
+}
+
+/// create_user against `endpoint`, with `extra` settings, answering its first event (a 422 that
+/// needs no DynamoDB); returns whether the init line was written before that answer, and the
+/// init line.
+async fn first_422_and_init(endpoint: &str, extra: &[(&str, &str)]) -> (bool, serde_json::Value) {
+    let mut env = vec![
+        ("TABLE_NAME", "unused"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+        ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "3000"),
+    ];
+    env.extend_from_slice(extra);
+    let process = FunctionProcess::start(function_binary("create_user"), "create_user", &env).await;
     let invoked = process
         .api
         .invoke(event("create_user", "invalid_fields"))
         .await;
     assert_eq!(invoked.status(), 422, "{invoked:#?}");
-    // Answered while the pre-open was still waiting: its init line, written when it gives up,
-    // is not there yet.
-    assert!(
-        !process
-            .stdout()
-            .iter()
-            .any(|l| l.contains("\"message\":\"init\"")),
-        "the 422 waited for the pre-open: {:#?}",
-        process.stdout()
-    );
+    let init_first = process
+        .stdout()
+        .iter()
+        .any(|l| l.contains("\"message\":\"init\""));
     let init = process.init_line().await;
+    process.stop().await;
+    (init_first, init)
+}
+
+#[tokio::test]
+async fn a_hanging_preopen_delays_no_answer_that_needs_no_dynamodb() {
+    let (endpoint, held) = silent_endpoint().await;
+    let (init_first, init) = first_422_and_init(&endpoint, &[]).await;
+    // Answered while the pre-open was still waiting: its init line, written when it gives up,
+    // was not there yet.
+    assert!(!init_first, "the 422 waited for the pre-open: {init:#}");
     assert_eq!(init["dynamodb_connected"], false, "{init:#}");
     let waited = init["phases_ms"]["dynamodb_connect"]
         .as_f64()
         .expect("a time");
     assert!(waited >= 900.0, "it waited out its bound: {init:#}");
-    process.stop().await;
+    held.abort();
+}
+
+#[tokio::test]
+async fn with_provisioned_concurrency_the_connection_is_opened_before_the_first_event() {
+    // No request waits on a provisioned-concurrency init, so it opens the connection before it
+    // asks for the first event: here, it waits out the pre-open's bound first.
+    let (endpoint, held) = silent_endpoint().await;
+    let (init_first, init) = first_422_and_init(
+        &endpoint,
+        &[("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")],
+    )
+    .await;
+    assert!(
+        init_first,
+        "the init line came after the first answer: {init:#}"
+    );
+    assert_eq!(init["dynamodb_connected"], false, "{init:#}");
     held.abort();
 }
