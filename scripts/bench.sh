@@ -5,7 +5,8 @@
 # started, then runs the criterion micro-benchmarks. Never part of `make test` or CI: it is slow and
 # its figures depend on the machine.
 #
-# Extra arguments go to lambda-bench (e.g. `scripts/bench.sh --runs 1 --rounds 5` for a quick look).
+# Extra arguments go to lambda-bench (e.g. `scripts/bench.sh --runs 1 --rounds 5` for a quick look;
+# `--tls-cold 0` skips the first requests with DynamoDB behind TLS; `--help` lists them all).
 # Results: target/bench/report.md, target/bench/results.json, target/bench/criterion.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."

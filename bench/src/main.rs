@@ -1,16 +1,22 @@
 //! `lambda-bench`: runs each function's release binary under a local Lambda Runtime API, beside a
-//! bare lambda_http baseline, against the local DynamoDB, and reports cold start, init, warm
-//! latency per path, throughput, peak memory, binary size, log bytes per request and the cost per
-//! million requests. `make bench` runs it; BENCHMARKS.md explains the figures; `--help` lists the
-//! flags.
+//! bare lambda_http baseline, against the local DynamoDB, and reports cold start, init (phase by
+//! phase, from the functions' init line), warm latency and CPU time per path, throughput, peak
+//! memory, binary size, log bytes per request, the whole bill per million requests (Lambda, log
+//! ingestion) and the custom metrics the EMF documents define, the cost of sign-ups and logins at
+//! 256, 512 and 1024 MB, the first request after a cold start with DynamoDB behind TLS, and a
+//! summary against the baseline. `make bench` runs it; BENCHMARKS.md explains the figures;
+//! `--help` lists the flags.
 //!
 //! Needs `TABLE_NAME` and `AWS_ENDPOINT_URL_DYNAMODB` (a local DynamoDB with the table), as
 //! `scripts/bench.sh` sets them. Functions and the baseline are measured interleaved, in short
 //! alternating batches, so that the noise of a shared machine hits both alike; every figure is the
 //! median over the runs.
+//!
+//! What lives where: this file holds the paths, the runs and the report; the formulas, parsers
+//! and the TLS terminator are in the library (`lambda_bench`, src/lib.rs lists its modules).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
     num::NonZeroUsize,
     path::{Path, PathBuf},
@@ -19,15 +25,19 @@ use std::{
 
 use clap::Parser;
 use lambda_bench::{
-    cost,
+    cost::{self, Bill},
+    emf::Metrics,
+    first_request,
+    init_phases::{self, Phases},
     process::{launch, release_binary},
     stats::{Summary, median},
-    system,
+    system::{self, CpuSnapshot},
     template::MemorySizes,
+    tls,
 };
 use serde_json::{Value, json};
 use test_support::{
-    process::FunctionProcess,
+    process::{FunctionProcess, Keep},
     runtime_api::{DEFAULT_DEADLINE, Invoked, RuntimeApi},
 };
 
@@ -37,6 +47,15 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The password of the user the bench signs up and logs in as.
 const PASSWORD: &str = "correct horse battery staple";
+/// How long a cold start waits, after its first response, for the function's init line (it may
+/// come after the first response: the DynamoDB client is built on a background task).
+const INIT_LINE_WAIT: Duration = Duration::from_secs(2);
+/// How long a cold start waits, after its first response, for the function's EMF document.
+const EMF_WAIT: Duration = Duration::from_secs(1);
+/// The memory sizes the Argon2 paths are costed at.
+const SIZING_MB: [u32; 3] = [256, 512, 1024];
+/// Issue 16's ceiling on stdout bytes per request, EMF included.
+const LOG_BYTES_TARGET: f64 = 600.0;
 
 /// Runs each function's release binary under a local Lambda Runtime API, beside a bare lambda_http
 /// baseline, and reports cold start, warm latency per path, memory and cost (BENCHMARKS.md).
@@ -56,6 +75,10 @@ struct Options {
     /// Rounds of interleaved warm batches in each run (at least 1).
     #[arg(long, value_name = "N", default_value = "20")]
     rounds: NonZeroUsize,
+    /// Cold starts per first request and variant with DynamoDB behind TLS, with and without the
+    /// connection opened during init (0 skips that measurement).
+    #[arg(long, value_name = "N", default_value = "5")]
+    tls_cold: usize,
     /// Where the release binaries are (and lambda/<name>/bootstrap, the arm64 ones whose sizes are
     /// reported) [default: the workspace's target/]
     #[arg(long, value_name = "DIR")]
@@ -214,6 +237,16 @@ impl Target {
             ),
         }
     }
+
+    /// Whether its cold start's first event reads DynamoDB (only health's: it has no other path).
+    fn first_event_reads_db(self) -> bool {
+        self == HEALTH
+    }
+
+    /// Whether a warm path runs on it (a process of its own, its peak memory read).
+    fn warm_measured(self) -> bool {
+        WarmPath::ALL.iter().any(|p| p.target() == self)
+    }
 }
 
 /// A path measured warm. These are chosen measurements, not "every function": each of the first
@@ -247,8 +280,15 @@ const ROUND: [WarmPath; 10] = [
     WarmPath::GetUserToken,
 ];
 
-/// The no-DB paths compared with the baseline.
-const NO_DB_COMPARED: [WarmPath; 2] = [WarmPath::CreateInvalid, WarmPath::LoginInvalid];
+/// The no-DB paths compared with the baseline (each batch has a baseline batch just before it).
+const NO_DB_COMPARED: [WarmPath; 3] = [
+    WarmPath::CreateInvalid,
+    WarmPath::LoginInvalid,
+    WarmPath::GetUserNoToken,
+];
+
+/// The Argon2 paths, costed at each of [`SIZING_MB`].
+const SIZING_PATHS: [WarmPath; 2] = [WarmPath::CreateUnique, WarmPath::Login];
 
 /// Each function's main (success) path, for the cost table.
 const MAIN_PATHS: [WarmPath; 4] = [
@@ -348,15 +388,32 @@ struct PathSamples {
     wall: Duration,
     stdout_bytes: u64,
     stderr_bytes: u64,
+    /// CPU time of the serving process over the batches whose CPU time could be read.
+    cpu: Duration,
+    /// The invocations of those batches.
+    cpu_invocations: usize,
 }
 
 /// One target's cold starts in one run: medians over them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Cold {
     /// Spawn to the first `/next`, ms.
     init_ms: f64,
     /// Spawn to the first response, ms.
     cold_ms: f64,
+    /// Each phase of the function's init line, median over the cold starts that printed one.
+    phases: Phases,
+}
+
+/// An Argon2 path at one memory size, the CPU-share model ([`cost::modelled_ms`]).
+#[derive(Debug, Clone, Copy)]
+struct Sizing {
+    /// Median modelled duration (what the client waits), ms.
+    modelled_p50_ms: Option<f64>,
+    /// Mean billed ms of the modelled durations.
+    billed_ms: Option<f64>,
+    /// USD per million: requests and compute.
+    cost: Option<f64>,
 }
 
 /// One warm path's figures in one run.
@@ -376,8 +433,13 @@ struct Warm {
     billed_ms: f64,
     /// USD per million, this machine's durations as Lambda's.
     cost_arm64: Option<f64>,
-    /// USD per million, durations stretched to Lambda's CPU share.
-    cost_arm64_cpu_scaled: Option<f64>,
+    /// CPU time of the serving process per invocation, ms (its work after the response included).
+    cpu_ms: Option<f64>,
+    /// USD per million, the CPU-share model at the function's memory: CPU time stretched to
+    /// Lambda's CPU share, DynamoDB waits as measured.
+    cost_arm64_model: Option<f64>,
+    /// The CPU-share model at each of [`SIZING_MB`].
+    sizing: [Sizing; SIZING_MB.len()],
 }
 
 /// One run's figures; the report takes the median of each over the runs.
@@ -387,6 +449,8 @@ struct Run {
     /// Peak RSS of the warm process, MiB.
     peak_rss_mib: BTreeMap<Target, f64>,
     warm: BTreeMap<WarmPath, Warm>,
+    /// The custom metrics each target's EMF documents defined (warm processes and cold starts).
+    metrics: BTreeMap<Target, Metrics>,
 }
 
 impl Run {
@@ -396,6 +460,14 @@ impl Run {
 
     fn cold_ms(&self, target: Target) -> Option<f64> {
         self.cold.get(&target).map(|c| c.cold_ms)
+    }
+
+    fn phases(&self, target: Target) -> Option<&Phases> {
+        self.cold.get(&target).map(|c| &c.phases)
+    }
+
+    fn phase_ms(&self, target: Target, phase: &str) -> Option<f64> {
+        init_phases::get(self.phases(target)?, phase)
     }
 
     /// A function's cold start over the baseline's, in the same run.
@@ -464,11 +536,36 @@ impl Run {
             put(format!("log_bytes/{key}"), Some(warm.log_bytes));
             put(format!("stderr_bytes/{key}"), Some(warm.stderr_bytes));
             put(format!("cost_arm64/{key}"), warm.cost_arm64);
+            put(format!("cpu_ms/{key}"), warm.cpu_ms);
+            put(format!("cost_arm64_model/{key}"), warm.cost_arm64_model);
             put(
-                format!("cost_arm64_cpu_scaled/{key}"),
-                warm.cost_arm64_cpu_scaled,
+                format!("log_ingestion_cost/{key}"),
+                Some(cost::log_ingestion_per_million(warm.log_bytes)),
             );
             put(format!("billed_ms/{key}"), Some(warm.billed_ms));
+            if SIZING_PATHS.contains(path) {
+                for (mb, sizing) in SIZING_MB.iter().zip(&warm.sizing) {
+                    put(
+                        format!("modelled_p50_ms/{key}/{mb}"),
+                        sizing.modelled_p50_ms,
+                    );
+                    put(format!("cost_arm64_model/{key}/{mb}"), sizing.cost);
+                }
+            }
+        }
+        for (target, cold) in &self.cold {
+            for (phase, ms) in &cold.phases {
+                put(
+                    format!("init_phase_ms/{}/{phase}", target.name()),
+                    Some(*ms),
+                );
+            }
+        }
+        for (target, metrics) in &self.metrics {
+            put(
+                format!("custom_metrics/{}", target.name()),
+                Some(metrics.count() as f64),
+            );
         }
         for path in NO_DB_COMPARED {
             let key = path.label();
@@ -522,9 +619,11 @@ struct Binary {
 }
 
 impl Binary {
-    /// Starts it against `api`.
+    /// Starts it against `api`, all of its stdout kept (the init line, the EMF documents).
     fn spawn(&self, api: RuntimeApi) -> std::io::Result<FunctionProcess> {
-        launch(&self.path, self.target.name(), self.memory_mb).spawn(api)
+        launch(&self.path, self.target.name(), self.memory_mb)
+            .keep(Keep::All)
+            .spawn(api)
     }
 }
 
@@ -548,16 +647,38 @@ fn check(answer: &Invoked, want: u16, what: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// After a cold start's first answer: waits (reading stdout) for the init line, up to
+/// [`INIT_LINE_WAIT`] when `init` is expected, and for an EMF document, up to [`EMF_WAIT`] when
+/// `emf` is expected; returns the stdout lines by then.
+async fn settle(process: &FunctionProcess, init: bool, emf: bool) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let lines = process.stdout_lines();
+        let waited = started.elapsed();
+        let init_done = !init || waited >= INIT_LINE_WAIT || init_phases::find(&lines).is_some();
+        let emf_done =
+            !emf || waited >= EMF_WAIT || lines.iter().any(|line| line.contains("\"_aws\""));
+        if init_done && emf_done {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Cold starts: each target spawned `cold` times, targets in a rotating order, the first event
-/// queued before the process exists.
+/// queued before the process exists. After the first answer, the process is kept until it has
+/// printed its init line and EMF document (see [`settle`]); a target that printed no init line
+/// in a cold start is put in `no_init_line` and not waited for again.
 async fn cold_starts(
     binaries: &[Binary],
     events: &Events,
     cold: usize,
+    no_init_line: &mut BTreeSet<Target>,
     run: &mut Run,
 ) -> Result<(), Error> {
     let mut cold_ms: BTreeMap<Target, Vec<f64>> = BTreeMap::new();
     let mut init_ms: BTreeMap<Target, Vec<f64>> = BTreeMap::new();
+    let mut phases: BTreeMap<Target, Vec<Phases>> = BTreeMap::new();
     for rep in 0..cold {
         for i in 0..binaries.len() {
             let binary = &binaries[(i + rep) % binaries.len()];
@@ -587,20 +708,53 @@ async fn cold_starts(
                 .entry(target)
                 .or_default()
                 .push(ms(init - process.spawned()));
+            let function = target != Target::Bare;
+            let lines = settle(
+                &process,
+                function && !no_init_line.contains(&target),
+                function,
+            )
+            .await;
             process.stop();
+            match init_phases::find(&lines) {
+                Some(found) => phases.entry(target).or_default().push(found),
+                None => {
+                    no_init_line.insert(target);
+                }
+            }
+            run.metrics
+                .entry(target)
+                .or_default()
+                .merge(&Metrics::read(&lines));
         }
     }
     for (target, cold_ms) in &cold_ms {
         let init_ms = init_ms.get(target).map_or(&[][..], Vec::as_slice);
+        let readings = phases.get(target).map_or(&[][..], Vec::as_slice);
         run.cold.insert(
             *target,
             Cold {
                 init_ms: median(init_ms).unwrap_or(f64::NAN),
                 cold_ms: median(cold_ms).unwrap_or(f64::NAN),
+                phases: median_phases(readings),
             },
         );
     }
     Ok(())
+}
+
+/// Each phase's median over `readings`, the phases in the order they ran.
+fn median_phases(readings: &[Phases]) -> Phases {
+    init_phases::names(readings)
+        .into_iter()
+        .filter_map(|name| {
+            let values: Vec<f64> = readings
+                .iter()
+                .filter_map(|phases| init_phases::get(phases, &name))
+                .collect();
+            median(&values).map(|m| (name, m))
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -649,6 +803,7 @@ async fn batch(
         .wait_until_polling(POLL_TIMEOUT)
         .await
         .ok_or_else(|| format!("{what}: not polling: {}", process.stderr_tail()))?;
+    let cpu_before = CpuSnapshot::read(process.pid());
     let started = Instant::now();
     for _ in 0..count {
         let event = path.event(events, seed);
@@ -668,6 +823,10 @@ async fn batch(
             .push(ms(next.saturating_duration_since(answer.answered)));
     }
     samples.wall += started.elapsed();
+    if let Some(cpu) = cpu_before.cpu_until(&CpuSnapshot::read(process.pid())) {
+        samples.cpu += cpu;
+        samples.cpu_invocations += count;
+    }
     // Let the pipe readers catch up before counting (outside the timed part).
     tokio::time::sleep(Duration::from_millis(20)).await;
     samples.stdout_bytes += process.stdout_bytes() - stdout_before;
@@ -678,11 +837,34 @@ async fn batch(
 /// A warm path's figures from its samples, at the memory of the process that served it.
 fn warm_figures(samples: &PathSamples, memory_mb: u32) -> Warm {
     let n = samples.latency_ms.len().max(1) as f64;
-    let scaled: Vec<f64> = samples
-        .latency_ms
-        .iter()
-        .map(|d| cost::cpu_share_scaled_ms(*d, memory_mb))
-        .collect();
+    let cpu_ms =
+        (samples.cpu_invocations > 0).then(|| ms(samples.cpu) / samples.cpu_invocations as f64);
+    let model = |memory_mb: u32| {
+        cpu_ms.and_then(|cpu| {
+            cost::per_million_modelled(&samples.latency_ms, cpu, memory_mb, &cost::ARM64_US_EAST_1)
+        })
+    };
+    let sizing = SIZING_MB.map(|mb| {
+        let modelled: Option<Vec<f64>> = cpu_ms.map(|cpu| {
+            samples
+                .latency_ms
+                .iter()
+                .map(|latency| cost::modelled_ms(cpu, *latency, mb))
+                .collect()
+        });
+        let modelled = modelled.unwrap_or_default();
+        Sizing {
+            modelled_p50_ms: Summary::of(&modelled).map(|s| s.p50),
+            billed_ms: (!modelled.is_empty()).then(|| {
+                modelled
+                    .iter()
+                    .map(|d| cost::billed_ms(*d) as f64)
+                    .sum::<f64>()
+                    / modelled.len() as f64
+            }),
+            cost: model(mb),
+        }
+    });
     Warm {
         latency_ms: Summary::of(&samples.latency_ms),
         after_p50_ms: Summary::of(&samples.after_ms).map(|a| a.p50),
@@ -696,16 +878,19 @@ fn warm_figures(samples: &PathSamples, memory_mb: u32) -> Warm {
             .sum::<f64>()
             / n,
         cost_arm64: cost::per_million(&samples.latency_ms, memory_mb, &cost::ARM64_US_EAST_1),
-        cost_arm64_cpu_scaled: cost::per_million(&scaled, memory_mb, &cost::ARM64_US_EAST_1),
+        cpu_ms,
+        cost_arm64_model: model(memory_mb),
+        sizing,
     }
 }
 
+/// The warm paths, `rounds` rounds of interleaved batches; returns the user the DB paths acted as.
 async fn warm(
     binaries: &[Binary],
     events: &Events,
     rounds: usize,
     run: &mut Run,
-) -> Result<(), Error> {
+) -> Result<Seed, Error> {
     let mut processes: BTreeMap<Target, FunctionProcess> = BTreeMap::new();
     // A process for each target a warm path measures (peak memory is read on these).
     let measured = binaries
@@ -768,6 +953,14 @@ async fn warm(
             run.peak_rss_mib.insert(*target, kb as f64 / 1024.0);
         }
     }
+    // Let the pipe readers take the last EMF documents, then read every line.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for (target, process) in &processes {
+        run.metrics
+            .entry(*target)
+            .or_default()
+            .merge(&Metrics::read(&process.stdout_lines()));
+    }
     for (_, process) in processes {
         process.stop();
     }
@@ -779,7 +972,7 @@ async fn warm(
             .map_or(256, |b| b.memory_mb);
         run.warm.insert(*path, warm_figures(samples, memory_mb));
     }
-    Ok(())
+    Ok(seed)
 }
 
 fn file_size(path: &Path) -> Option<u64> {
@@ -848,25 +1041,39 @@ fn report(
             mib(arm).map_or_else(|| "not built".to_owned(), |v| format!("{v:.2}")),
         );
     }
+    let _ = writeln!(
+        out,
+        "\nPeak RSS: the warm process after all its paths (functions without a warm path: –), with \
+         MALLOC_MMAP_THRESHOLD_={} in the functions' environment.",
+        std::env::var("MALLOC_MMAP_THRESHOLD_")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "unset (glibc's default)".to_owned())
+    );
+
+    init_phase_table(&mut out, binaries, runs);
 
     let _ = writeln!(out, "\n### Warm latency, per path\n");
     let _ = writeln!(
         out,
         "Latency: event handed out → response posted (what the client waits for). After: response \
-         posted → the function's next `/next` (work done once the client has its answer). \
-         Throughput: sequential invocations per second of wall time. Log bytes: stdout per invocation.\n"
+         posted → the function's next `/next` (work done once the client has its answer). CPU: \
+         the serving process's CPU time per invocation (utime + stime of all its threads, from \
+         /proc schedstat, read before and after each batch), the work after the response \
+         included. Throughput: sequential invocations per second of wall time. Log bytes: stdout \
+         per invocation.\n"
     );
     let _ = writeln!(
         out,
-        "| path | DB | samples/run | p50, ms | p90, ms | p99, ms | after p50, ms | invocations/s | log bytes/req |"
+        "| path | DB | samples/run | p50, ms | p90, ms | p99, ms | CPU ms/req | after p50, ms | invocations/s | log bytes/req |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for path in WarmPath::ALL {
         let latency =
             |statistic: fn(&Summary) -> f64| move |r: &Run| r.latency(path).as_ref().map(statistic);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} |",
             path.label(),
             if path.db() { "yes" } else { "no" },
             fmt_opt(runs.median(latency(|l| l.n as f64)), 0),
@@ -874,6 +1081,7 @@ fn report(
             runs.spread(latency(|l| l.p50)),
             fmt_opt(runs.median(latency(|l| l.p90)), 3),
             fmt_opt(runs.median(latency(|l| l.p99)), 3),
+            fmt_opt(runs.median(|r| r.warm(path, |w| w.cpu_ms)), 3),
             fmt_opt(runs.median(|r| r.after_p50_ms(path)), 3),
             fmt_opt(runs.median(|r| r.warm(path, |w| Some(w.throughput))), 0),
             fmt_opt(runs.median(|r| r.warm(path, |w| Some(w.log_bytes))), 0),
@@ -888,65 +1096,289 @@ fn report(
         "\nstderr bytes per invocation, all paths summed: {stderr_total:.0}."
     );
 
-    let _ = writeln!(out, "\n### Cost per million requests (arm64, us-east-1)\n");
+    cost_table(&mut out, memory, runs);
+    metrics_section(&mut out, runs);
+    sizing_table(&mut out, runs);
+    targets_table(&mut out, events, runs);
+    out
+}
+
+/// Each function's init line, phase by phase, beside init and cold start.
+fn init_phase_table(out: &mut String, binaries: &[Binary], runs: Runs<'_>) {
+    let _ = writeln!(out, "\n### Init, phase by phase\n");
+    let readings: Vec<&Phases> = runs
+        .0
+        .iter()
+        .flat_map(|r| r.cold.values().map(|c| &c.phases))
+        .collect();
+    let names = init_phases::names(readings);
     let _ = writeln!(
         out,
-        "Prices: ${:.10} per GB-second, ${:.2} per million requests ({}). Billed duration: each \
-         invocation's measured latency rounded up to 1 ms. \"Local\" takes this machine's durations \
-         as Lambda's; \"CPU-share bound\" stretches them by {} MB / memory, Lambda's CPU share below \
-         one vCPU (pessimistic: DynamoDB waits do not stretch). No free tier, no init billing, no \
-         API Gateway or DynamoDB charges.\n",
-        cost::ARM64_US_EAST_1.per_gb_second,
-        cost::ARM64_US_EAST_1.per_million_requests,
-        cost::ARM64_US_EAST_1.label,
-        cost::FULL_VCPU_MB
+        "From the line each function prints once per process (`\"message\":\"init\"`, \
+         `phases_ms`), median of each phase over the cold starts, ms; phases as the functions \
+         name them, in the order they ran. A phase may end after the first `/next` (work on a \
+         background task). –: no init line{}.\n",
+        if names.is_empty() {
+            " (no function printed one)"
+        } else {
+            ""
+        }
+    );
+    let mut header = String::from("| target | init (spawn → first /next), ms | cold start, ms |");
+    let mut rule = String::from("|---|---|---|");
+    for name in &names {
+        header.push_str(&format!(" {name} |"));
+        rule.push_str("---|");
+    }
+    header.push_str(" sum of phases |");
+    rule.push_str("---|");
+    let _ = writeln!(out, "{header}\n{rule}");
+    for binary in binaries {
+        let target = binary.target;
+        let mut row = format!(
+            "| {} | {} | {} |",
+            target.name(),
+            fmt_opt(runs.median(|r| r.init_ms(target)), 2),
+            fmt_opt(runs.median(|r| r.cold_ms(target)), 2),
+        );
+        let mut sum = None;
+        for name in &names {
+            let value = runs.median(|r| r.phase_ms(target, name));
+            if let Some(v) = value {
+                *sum.get_or_insert(0.0) += v;
+            }
+            row.push_str(&format!(" {} |", fmt_opt(value, 2)));
+        }
+        row.push_str(&format!(" {} |", fmt_opt(sum, 2)));
+        let _ = writeln!(out, "{row}");
+    }
+}
+
+/// The whole bill per path: Lambda (local durations and the CPU-share model) and log ingestion.
+fn cost_table(out: &mut String, memory: &MemorySizes, runs: Runs<'_>) {
+    let prices = cost::ARM64_US_EAST_1;
+    let _ = writeln!(
+        out,
+        "\n### Cost per million requests, the whole bill (arm64, us-east-1)\n"
     );
     let _ = writeln!(
         out,
-        "| function | memory, MB (from) | path | mean billed ms | $/1M, local | $/1M, CPU-share bound |"
+        "Lambda: ${:.10} per GB-second, ${:.2} per million requests ({}); billed duration: each \
+         invocation's duration rounded up to 1 ms. \"Local\" takes this machine's latencies as \
+         Lambda's; the \"CPU-share model\" stretches each request's CPU time by {} MB / memory \
+         (Lambda's share of a vCPU below {} MB) and keeps the rest of its latency (DynamoDB \
+         waits) as measured. CloudWatch Logs ingestion: ${:.2} per GB (2^30 bytes) of stdout, \
+         standard log class ({}). Whole bill = CPU-share model + log ingestion; the dominant part \
+         is the largest of requests, compute and log ingestion. No free tier, no init billing, \
+         no API Gateway or DynamoDB charges; Lambda's own START/END/REPORT lines are not counted \
+         in the log bytes.\n",
+        prices.per_gb_second,
+        prices.per_million_requests,
+        prices.label,
+        cost::FULL_VCPU_MB,
+        cost::FULL_VCPU_MB,
+        cost::LOG_INGESTION_PER_GB,
+        cost::CLOUDWATCH_PRICES_AS_OF,
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
-    for path in MAIN_PATHS.into_iter().chain(NO_DB_COMPARED) {
-        let function = path.target().name();
-        let (mb, source) = memory.memory_mb(function);
+    let _ = writeln!(
+        out,
+        "| function | memory, MB (from) | path | CPU ms/req | mean billed ms, local | $/1M Lambda, local | $/1M Lambda, CPU-share model | log bytes/req | $/1M log ingestion | $/1M whole bill | dominant part |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let paths = MAIN_PATHS
+        .into_iter()
+        .chain(NO_DB_COMPARED)
+        .chain([WarmPath::Bare422]);
+    for path in paths {
+        let target = path.target();
+        let (mb, source) = memory.memory_mb(target.memory_of());
+        let model = runs.median(|r| r.warm(path, |w| w.cost_arm64_model));
+        let log_bytes = runs.median(|r| r.warm(path, |w| Some(w.log_bytes)));
+        let bill = model.map(|model| Bill::new(model, log_bytes.unwrap_or(0.0), &prices));
+        let function = match target {
+            Target::Bare => "bare (as create_user)",
+            other => other.name(),
+        };
         let _ = writeln!(
             out,
-            "| {function} | {mb} ({}) | {} | {} | {} | {} |",
+            "| {function} | {mb} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             source.as_str(),
             path.label(),
+            fmt_opt(runs.median(|r| r.warm(path, |w| w.cpu_ms)), 3),
             fmt_opt(runs.median(|r| r.warm(path, |w| Some(w.billed_ms))), 2),
             fmt_opt(runs.median(|r| r.warm(path, |w| w.cost_arm64)), 3),
-            fmt_opt(
-                runs.median(|r| r.warm(path, |w| w.cost_arm64_cpu_scaled)),
-                3
+            fmt_opt(model, 3),
+            fmt_opt(log_bytes, 0),
+            fmt_opt(log_bytes.map(cost::log_ingestion_per_million), 3),
+            fmt_opt(bill.map(|b| b.total()), 3),
+            bill.map_or_else(
+                || "–".to_owned(),
+                |b| format!(
+                    "{} ({:.0}%)",
+                    b.dominant().as_str(),
+                    b.dominant_share() * 100.0
+                )
             ),
         );
     }
+}
 
-    let _ = writeln!(out, "\n### Targets\n");
-    let _ = writeln!(out, "| target | measured | verdict |");
-    let _ = writeln!(out, "|---|---|---|");
-    for target in Target::functions() {
-        if let Some(r) = runs.median(|run| run.cold_ratio(target)) {
+/// The custom metrics the EMF documents define, per function and for the service.
+fn metrics_section(out: &mut String, runs: Runs<'_>) {
+    let mut per_target: BTreeMap<Target, Metrics> = BTreeMap::new();
+    for run in runs.0 {
+        for (target, metrics) in &run.metrics {
+            per_target.entry(*target).or_default().merge(metrics);
+        }
+    }
+    let mut service = Metrics::default();
+    for metrics in per_target.values() {
+        service.merge(metrics);
+    }
+    let _ = writeln!(out, "\n### CloudWatch custom metrics\n");
+    let _ = writeln!(
+        out,
+        "Every stdout line with an `_aws` key (Embedded Metric Format) of the warm processes and \
+         of the cold starts, over all runs: each metric `Name` of each directive × each dimension \
+         set, with the values the document gives the dimensions, is one metric (namespace, name, \
+         dimension values). ${:.2} per metric per month (the first {} metrics; {}). The whole \
+         service counts each metric once: those without a `Function` dimension are shared by \
+         every function. A lower bound: a metric recorded only on a path not run here (DynamoDB \
+         retries or throttles, say) is not counted; a function without a warm path is counted \
+         from its cold start's first event only.\n",
+        cost::CUSTOM_METRIC_PER_MONTH,
+        cost::CUSTOM_METRICS_FIRST_TIER,
+        cost::CLOUDWATCH_PRICES_AS_OF,
+    );
+    let _ = writeln!(
+        out,
+        "| function | measured on | EMF documents read | dimension sets | metrics | of them without Function | $/month |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for (target, metrics) in &per_target {
+        if *target == Target::Bare {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {:.2} |",
+            target.name(),
+            if target.warm_measured() {
+                "warm paths and cold starts"
+            } else {
+                "cold starts (first event) only"
+            },
+            metrics.documents,
+            metrics
+                .dimension_sets()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(" "),
+            metrics.count(),
+            metrics.service_wide(),
+            cost::custom_metrics_per_month(metrics.count()),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| **whole service** | all functions | {} | {} | **{}** | {} | **{:.2}** |",
+        service.documents,
+        service
+            .dimension_sets()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(" "),
+        service.count(),
+        service.service_wide(),
+        cost::custom_metrics_per_month(service.count()),
+    );
+    if service.invalid_sets > 0 {
+        let _ = writeln!(
+            out,
+            "\n**{} dimension sets named a field the document does not have as a string** \
+             (CloudWatch rejects them; not counted).",
+            service.invalid_sets
+        );
+    }
+    if service.count() > cost::CUSTOM_METRICS_FIRST_TIER {
+        let _ = writeln!(
+            out,
+            "\nMore than {} metrics: the tiers beyond the first are cheaper than this says.",
+            cost::CUSTOM_METRICS_FIRST_TIER
+        );
+    }
+}
+
+/// The Argon2 paths at 256, 512 and 1024 MB, the CPU-share model.
+fn sizing_table(out: &mut String, runs: Runs<'_>) {
+    let _ = writeln!(
+        out,
+        "\n### Sign-ups and logins at {} MB (CPU-share model)\n",
+        SIZING_MB.map(|mb| mb.to_string()).join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "Modelled duration of each request = CPU ms × max(1, {} / memory) + (latency − CPU ms, at \
+         least 0), the CPU time per request measured here on a whole core and the rest (DynamoDB \
+         waits) as measured against the local DynamoDB (slower than DynamoDB: the waits here are \
+         pessimistic). Cost = requests + each modelled duration billed (rounded up to 1 ms) × \
+         memory × ${:.10} per GB-second (arm64); + logs adds log ingestion.\n",
+        cost::FULL_VCPU_MB,
+        cost::ARM64_US_EAST_1.per_gb_second,
+    );
+    let _ = writeln!(
+        out,
+        "| path | CPU ms/req | latency p50 here, ms | memory, MB | modelled duration p50 (the client waits), ms | mean billed ms | $/1M | $/1M + logs |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for path in SIZING_PATHS {
+        let cpu = runs.median(|r| r.warm(path, |w| w.cpu_ms));
+        let p50 = runs.median(|r| r.latency(path).map(|l| l.p50));
+        let logs = runs
+            .median(|r| r.warm(path, |w| Some(w.log_bytes)))
+            .map_or(0.0, cost::log_ingestion_per_million);
+        for (i, mb) in SIZING_MB.iter().enumerate() {
+            let sizing = |figure: fn(&Sizing) -> Option<f64>| {
+                move |r: &Run| r.warm(path, |w| w.sizing.get(i).and_then(figure))
+            };
+            let cost = runs.median(sizing(|s| s.cost));
             let _ = writeln!(
                 out,
-                "| cold start of {} within 1.5× bare | {r:.2}×{} | {} |",
-                target.name(),
-                runs.spread(|run| run.cold_ratio(target)),
-                verdict(r <= 1.5)
+                "| {} | {} | {} | {mb} | {} | {} | {} | {} |",
+                path.label(),
+                fmt_opt(cpu, 2),
+                fmt_opt(p50, 2),
+                fmt_opt(runs.median(sizing(|s| s.modelled_p50_ms)), 1),
+                fmt_opt(runs.median(sizing(|s| s.billed_ms)), 1),
+                fmt_opt(cost, 3),
+                fmt_opt(cost.map(|c| c + logs), 3),
             );
         }
     }
-    for path in NO_DB_COMPARED {
-        if let Some(us) = runs.median(|r| r.p50_over_bare_us(path)) {
-            let _ = writeln!(
-                out,
-                "| warm p50 of {} within 50 µs of bare | +{us:.1} µs{} | {} |",
-                path.label(),
-                runs.spread(|r| r.p50_over_bare_us(path)),
-                verdict(us <= 50.0)
-            );
-        }
+    let rss: Vec<String> = [CREATE_USER, LOGIN, Target::Bare]
+        .into_iter()
+        .map(|t| {
+            format!(
+                "{} {} MiB",
+                t.name(),
+                fmt_opt(runs.median(|r| r.peak_rss_mib(t)), 1)
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "\nPeak RSS (VmHWM): {}.", rss.join(", "));
+}
+
+/// Issue 16's targets, and the earlier ones still measured, as verdicts.
+fn targets_table(out: &mut String, events: &Events, runs: Runs<'_>) {
+    let _ = writeln!(out, "\n### Targets\n");
+    let _ = writeln!(out, "| target | measured | verdict |");
+    let _ = writeln!(out, "|---|---|---|");
+    for (text, measured, ok) in targets(events, runs) {
+        let _ = writeln!(
+            out,
+            "| {text} | {measured} | {} |",
+            ok.map_or("not applicable", verdict)
+        );
     }
     for target in Target::functions() {
         if let Some(mib) = runs.median(|r| r.peak_rss_mib(target)) {
@@ -962,16 +1394,124 @@ fn report(
         if let Some(us) = runs.median(|r| r.after_over_bare_us(path)) {
             let _ = writeln!(
                 out,
-                "| {}: work after the response beyond bare's (EMF document, flush) | +{us:.1} µs | off the client's path |",
+                "| {}: work after the response beyond bare's (EMF document, flush) | {us:+.1} µs | off the client's path |",
                 path.label()
             );
         }
     }
-    out
 }
 
-/// results.json: every run's figures by name, and each figure's median over the runs.
-fn json_report(runs: &[Run]) -> Value {
+/// Issue 16's targets: what, the measured figure, and whether it is met (`None`: does not apply).
+fn targets(events: &Events, runs: Runs<'_>) -> Vec<(String, String, Option<bool>)> {
+    let mut rows = Vec::new();
+    for target in Target::functions() {
+        if let Some(r) = runs.median(|run| run.cold_ratio(target)) {
+            let (_, _, first) = target.cold_start(events);
+            let measured = format!("{r:.2}×{}", runs.spread(|run| run.cold_ratio(target)));
+            if target.first_event_reads_db() {
+                rows.push((
+                    format!(
+                        "cold start of {} within 1.5× bare (its first request reads DynamoDB, not a no-DB first request)",
+                        target.name()
+                    ),
+                    measured,
+                    None,
+                ));
+            } else {
+                rows.push((
+                    format!(
+                        "cold start of {} within 1.5× bare (no-DB first request: {first})",
+                        target.name()
+                    ),
+                    measured,
+                    Some(r <= 1.5),
+                ));
+            }
+        }
+    }
+    for path in NO_DB_COMPARED {
+        if let Some(us) = runs.median(|r| r.p50_over_bare_us(path)) {
+            rows.push((
+                format!("warm p50 of {} within 50 µs of bare", path.label()),
+                format!("{us:+.1} µs{}", runs.spread(|r| r.p50_over_bare_us(path))),
+                Some(us <= 50.0),
+            ));
+        }
+    }
+    for path in WarmPath::ALL {
+        if path.target() == Target::Bare {
+            continue;
+        }
+        if let Some(bytes) = runs.median(|r| r.warm(path, |w| Some(w.log_bytes))) {
+            rows.push((
+                format!(
+                    "log bytes per request of {} at most {LOG_BYTES_TARGET:.0} (EMF included)",
+                    path.label()
+                ),
+                format!("{bytes:.0} B"),
+                Some(bytes <= LOG_BYTES_TARGET),
+            ));
+        }
+    }
+    rows
+}
+
+/// The closing summary: ratios to bare, and how many of issue 16's targets are met.
+fn summary(events: &Events, runs: Runs<'_>) -> String {
+    let cold: Vec<String> = Target::functions()
+        .into_iter()
+        .filter_map(|t| {
+            runs.median(|r| r.cold_ratio(t))
+                .map(|x| format!("{} ×{x:.2}", t.name()))
+        })
+        .collect();
+    let p50: Vec<String> = NO_DB_COMPARED
+        .into_iter()
+        .filter_map(|p| {
+            runs.median(|r| r.p50_over_bare_us(p))
+                .map(|us| format!("{} {us:+.0} µs", p.label()))
+        })
+        .collect();
+    let logs: Vec<String> = WarmPath::ALL
+        .into_iter()
+        .filter_map(|p| {
+            runs.median(|r| r.warm(p, |w| Some(w.log_bytes)))
+                .map(|b| format!("{} {b:.0}", p.label()))
+        })
+        .collect();
+    let bare_rss = runs.median(|r| r.peak_rss_mib(Target::Bare));
+    let rss: Vec<String> = Target::functions()
+        .into_iter()
+        .filter_map(|t| {
+            let mib = runs.median(|r| r.peak_rss_mib(t))?;
+            Some(match bare_rss {
+                Some(bare) if bare > 0.0 => {
+                    format!("{} {mib:.1} MiB (×{:.1})", t.name(), mib / bare)
+                }
+                _ => format!("{} {mib:.1} MiB", t.name()),
+            })
+        })
+        .collect();
+    let verdicts: Vec<bool> = targets(events, runs)
+        .into_iter()
+        .filter_map(|(_, _, ok)| ok)
+        .collect();
+    format!(
+        "\nsummary against bare, same runs: cold start {}; warm p50 over bare {}; log bytes/req {}; \
+         peak RSS {} (bare {} MiB); issue 16 targets met: {} of {} (Targets table)\n",
+        cold.join(", "),
+        p50.join(", "),
+        logs.join(", "),
+        rss.join(", "),
+        fmt_opt(bare_rss, 1),
+        verdicts.iter().filter(|ok| **ok).count(),
+        verdicts.len(),
+    )
+}
+
+/// results.json: every run's figures by name, each figure's median over the runs, and the first
+/// requests over TLS (medians per case and variant).
+fn json_report(runs: &[Run], first: &[(first_request::Case, first_request::Samples)]) -> Value {
     let named: Vec<BTreeMap<String, f64>> = runs.iter().map(Run::named).collect();
     let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (name, value) in named.iter().flatten() {
@@ -981,10 +1521,109 @@ fn json_report(runs: &[Run]) -> Value {
         .into_iter()
         .filter_map(|(name, values)| median(&values).map(|m| (name, m)))
         .collect();
+    let first: Vec<Value> = first
+        .iter()
+        .flat_map(|(case, samples)| {
+            first_request::VARIANTS
+                .iter()
+                .enumerate()
+                .map(move |(i, variant)| {
+                    json!({
+                        "first_request": case.label,
+                        "variant": variant.label,
+                        "event_late_ms": variant
+                            .late
+                            .then(|| first_request::LATE_EVENT.as_millis() as u64),
+                        "cold_starts": samples.cold_ms.get(i).map_or(0, Vec::len),
+                        "cold_ms": samples.cold_median(i),
+                        "first_request_ms": samples.first_request_median(i),
+                        "failure": samples.failures.get(i).cloned().flatten(),
+                    })
+                })
+        })
+        .collect();
     json!({
         "median": medians,
         "runs": named,
+        "first_request_tls": first,
     })
+}
+
+/// The first requests measured over TLS: health's (reads DynamoDB), get_user's with a real token
+/// (reads DynamoDB) and create_user's 422 (no DynamoDB).
+fn tls_cases(binaries: &[Binary], events: &Events, seed: &Seed) -> Vec<first_request::Case> {
+    let cases = [
+        (
+            HEALTH,
+            "health 200 (reads DynamoDB)",
+            events.health.clone(),
+            200,
+            true,
+        ),
+        (
+            GET_USER,
+            "get_user 200, real token (reads DynamoDB)",
+            events.get_user(&seed.id, &seed.token),
+            200,
+            true,
+        ),
+        (
+            CREATE_USER,
+            "create_user 422 (invalid fields, no DynamoDB)",
+            events.create_invalid.clone(),
+            422,
+            false,
+        ),
+    ];
+    cases
+        .into_iter()
+        .filter_map(|(target, label, event, status, db)| {
+            let binary = binaries.iter().find(|b| b.target == target)?;
+            Some(first_request::Case {
+                label: label.to_owned(),
+                function: target.name(),
+                binary: binary.path.clone(),
+                memory_mb: binary.memory_mb,
+                event,
+                status,
+                db,
+            })
+        })
+        .collect()
+}
+
+/// The TLS section: starts the terminator in front of the local DynamoDB and measures the first
+/// requests; a failure to start is reported in the section, never fatal.
+async fn tls_first_requests(
+    binaries: &[Binary],
+    events: &Events,
+    seed: &Seed,
+    cold: usize,
+) -> (String, Vec<(first_request::Case, first_request::Samples)>) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
+    let Some(upstream) = tls::upstream_address(&endpoint) else {
+        return (
+            format!(
+                "\n### First request after a cold start, DynamoDB over TLS\n\nNot measured:                  AWS_ENDPOINT_URL_DYNAMODB ({endpoint}) is not a plain http:// endpoint.\n"
+            ),
+            Vec::new(),
+        );
+    };
+    let terminator = match tls::Terminator::start(&upstream).await {
+        Ok(terminator) => terminator,
+        Err(err) => {
+            return (
+                format!(
+                    "\n### First request after a cold start, DynamoDB over TLS\n\nNot measured:                      the TLS terminator did not start: {err}\n"
+                ),
+                Vec::new(),
+            );
+        }
+    };
+    let cases = tls_cases(binaries, events, seed);
+    let samples = first_request::measure(&cases, cold, &terminator).await;
+    let text = first_request::report(&cases, &samples, cold, &terminator);
+    (text, cases.into_iter().zip(samples).collect())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -1034,14 +1673,30 @@ async fn main() -> Result<(), Error> {
     let started = Instant::now();
     let mut runs = Vec::new();
     let total = options.runs.get();
+    let mut no_init_line = BTreeSet::new();
+    let mut seed = None;
     for run in 1..=total {
         eprintln!("run {run}/{total}: cold starts ...");
         let mut figures = Run::default();
-        cold_starts(&binaries, &events, options.cold.get(), &mut figures).await?;
+        cold_starts(
+            &binaries,
+            &events,
+            options.cold.get(),
+            &mut no_init_line,
+            &mut figures,
+        )
+        .await?;
         eprintln!("run {run}/{total}: warm paths ...");
-        warm(&binaries, &events, options.rounds.get(), &mut figures).await?;
+        seed = Some(warm(&binaries, &events, options.rounds.get(), &mut figures).await?);
         runs.push(figures);
     }
+    let (tls_text, first) = match (&seed, options.tls_cold) {
+        (Some(seed), cold @ 1..) => {
+            eprintln!("first requests over TLS, with and without the pre-opened connection ...");
+            tls_first_requests(&binaries, &events, seed, cold).await
+        }
+        _ => (String::new(), Vec::new()),
+    };
     eprintln!("tracing: off, sampled, unsampled ...");
     let bare = binaries
         .iter()
@@ -1069,17 +1724,20 @@ async fn main() -> Result<(), Error> {
         Runs(&runs),
         started.elapsed(),
     );
+    text.push_str(&tls_text);
     text.push_str(&lambda_bench::tracing_cost::report(
         &tracing,
         datagrams,
-        options.rounds.get() * per_round,
+        // Round 0 (the warm-up, not timed) sends its sampled segments too.
+        (options.rounds.get() + 1) * per_round,
     ));
+    text.push_str(&summary(&events, Runs(&runs)));
     let out = options.out();
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("report.md"), &text)?;
     std::fs::write(
         out.join("results.json"),
-        serde_json::to_string_pretty(&json_report(&runs))?,
+        serde_json::to_string_pretty(&json_report(&runs, &first))?,
     )?;
     println!("{text}");
     eprintln!(
