@@ -688,6 +688,7 @@ fn app() -> Arc<App> {
     drop(listener);
     let sdk = aws_sdk_dynamodb::Config::builder()
         .behavior_version_latest()
+        .http_client(shared::store::https_client())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "fuzz", "fuzz", None, None, "fuzz",

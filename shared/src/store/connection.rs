@@ -142,11 +142,25 @@ fn ms(elapsed: Duration) -> f64 {
     (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
+/// The HTTPS client every SDK client here uses: the SDK's own (hyper, rustls, the system's CA
+/// store), with ring as rustls' crypto. The SDK's default is aws-lc-rs, whose first random draw
+/// in a process gathers jitter entropy: about 45 ms of CPU on the first TLS handshake, measured
+/// here (`make bench`), which at 128 MB's share of a vCPU is most of a second. ring reads the
+/// kernel's random source instead.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// The SDK client (its credentials, region and the standard `AWS_ENDPOINT_URL_DYNAMODB` are the
 /// SDK's own to read). The SDK keeps a connect timeout, so an unreachable endpoint fails fast
 /// rather than at the attempt timeout.
 async fn make_client(connect_timeout: Duration) -> Client {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()

@@ -39,7 +39,7 @@ use aws_sdk_dynamodb::{
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
 pub use crate::deadline::Deadline;
-pub use connection::{ConnectOptions, Opened};
+pub use connection::{ConnectOptions, Opened, https_client};
 pub use error::{ErrorKind, Fault, GaveUp, StoreError};
 pub use retry::{Retrier, RetryPolicy};
 
