@@ -27,6 +27,9 @@ pub fn function_binary(name: &str) -> PathBuf {
     path
 }
 
+/// What every EMF document (every access line) holds, and no other line.
+const EMF_MARKER: &str = "\"_aws\"";
+
 /// A function process served by its own [`RuntimeApi`], with its output captured.
 #[derive(Debug)]
 pub struct FunctionProcess {
@@ -74,7 +77,7 @@ impl FunctionProcess {
         let started = Instant::now();
         loop {
             let lines = self.stdout();
-            let documents = lines.iter().filter(|l| l.contains("\"_aws\"")).count();
+            let documents = lines.iter().filter(|l| l.contains(EMF_MARKER)).count();
             if documents >= count || started.elapsed() > Duration::from_secs(10) {
                 // A little longer, so a wrong extra document would show up too.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -87,34 +90,17 @@ impl FunctionProcess {
     /// The process's one `init` line (its start-up phases, function and route: written once the
     /// DynamoDB client is made, which may be after the first answer): waits for it at most 10 s.
     pub async fn init_line(&self) -> Value {
-        let started = Instant::now();
-        loop {
-            let found: Vec<Value> = self
-                .stdout()
-                .iter()
-                .filter(|line| line.contains("\"init\""))
-                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-                .filter(|line| line["message"] == "init")
-                .collect();
-            match found.as_slice() {
-                [line] => return line.clone(),
-                [] if started.elapsed() < Duration::from_secs(10) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                _ => panic!(
-                    "{} init lines, one expected; stdout: {:#?}",
-                    found.len(),
-                    self.stdout()
-                ),
-            }
-        }
+        self.the_one_line("init lines", "\"init\"", 0, |line| {
+            line["message"] == "init"
+        })
+        .await
     }
 
     /// How many EMF documents stdout holds so far (for [`FunctionProcess::emf_document`]).
     pub fn emf_documents(&self) -> usize {
         self.stdout()
             .iter()
-            .filter(|line| line.contains("\"_aws\""))
+            .filter(|line| line.contains(EMF_MARKER))
             .count()
     }
 
@@ -128,23 +114,40 @@ impl FunctionProcess {
         let request_id = headers
             .get("x-request-id")
             .unwrap_or_else(|| panic!("a response without x-request-id: {invoked:#?}"));
+        let what = format!("EMF documents of request {request_id}");
+        self.the_one_line(&what, EMF_MARKER, before, |doc| {
+            doc["request_id"] == request_id.as_str()
+        })
+        .await
+    }
+
+    /// The one JSON line of stdout that `matches`, among those holding `marker` after the first
+    /// `skip` of them: waits for it at most 10 s, and fails the test when there is none, or more
+    /// than one (`what` names them in the failure).
+    async fn the_one_line(
+        &self,
+        what: &str,
+        marker: &str,
+        skip: usize,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let found: Vec<Value> = self
                 .stdout()
                 .iter()
-                .filter(|line| line.contains("\"_aws\""))
-                .skip(before)
+                .filter(|line| line.contains(marker))
+                .skip(skip)
                 .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-                .filter(|doc| doc["request_id"] == request_id.as_str())
+                .filter(|line| matches(line))
                 .collect();
             match found.as_slice() {
-                [document] => return document.clone(),
+                [line] => return line.clone(),
                 [] if started.elapsed() < Duration::from_secs(10) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 _ => panic!(
-                    "request {request_id}: {} EMF documents, one expected; stdout: {:#?}",
+                    "{} {what}, one expected; stdout: {:#?}",
                     found.len(),
                     self.stdout()
                 ),
