@@ -212,7 +212,7 @@ async fn serve<H: Handler>(
         "request",
         request_id = %invocation.request_id,
         lambda_request_id = %invocation.lambda_request_id,
-        xray_trace_id = xray::sampled_xray_id(invocation.xray_trace_id.as_deref()),
+        xray_trace_id = scope.xray_id(),
     );
     // X-Ray's subsegment for the handler, under the invocation's own trace header.
     let trace = xray::handler(
@@ -298,7 +298,7 @@ async fn serve<H: Handler>(
         };
         set_common_headers(&mut response, &request_id);
         let status = response.status().as_u16();
-        let latency_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        let latency_ms = telemetry::millis(started.elapsed());
         xray::record_status(&traced, status);
         scope.set_outcome(Outcome {
             request_id,

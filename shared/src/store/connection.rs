@@ -33,6 +33,7 @@ use futures::{
 };
 
 use super::{Deadline, ErrorKind, StoreError};
+use crate::telemetry::millis;
 
 /// How the process's client is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,11 +88,11 @@ impl Connection {
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let client = make_client(options.connect_timeout).await;
-            let client_ms = ms(started.elapsed());
+            let client_ms = millis(started.elapsed());
             let (connect_ms, connected) = if options.preopen {
                 let started = Instant::now();
                 let connected = preopen(&client, options.connect_timeout).await;
-                (Some(ms(started.elapsed())), connected)
+                (Some(millis(started.elapsed())), connected)
             } else {
                 (None, false)
             };
@@ -136,10 +137,6 @@ impl Connection {
             let _ = tokio::time::timeout(bound, pending.clone()).await;
         }
     }
-}
-
-fn ms(elapsed: Duration) -> f64 {
-    (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// The HTTPS client every SDK client here uses: the SDK's own (hyper, rustls, the system's CA

@@ -173,14 +173,24 @@ pub fn info_enabled() -> bool {
         .is_none_or(|(_, ours)| *ours >= LevelFilter::INFO)
 }
 
-/// Writes one finished JSON line to stdout, with one `write`, so concurrent lines never interleave
-/// within a line.
+/// Writes one finished JSON line to stdout ([`write_stdout`]).
 pub fn write_stdout_line(line: &Value) {
     let mut text = line.to_string();
     text.push('\n');
+    write_stdout(&text);
+}
+
+/// Writes finished lines to stdout, where Lambda sends them to CloudWatch Logs: one `write`, so
+/// concurrent lines never interleave within a line.
+fn write_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+}
+
+/// Now, as every line's `timestamp` is written (RFC 3339, microseconds, UTC).
+pub fn timestamp() -> Value {
+    Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 /// Where finished lines go.
@@ -201,11 +211,7 @@ impl fmt::Debug for JsonLines {
 impl JsonLines {
     /// Lines to stdout, where Lambda sends them to CloudWatch Logs.
     pub fn stdout() -> Self {
-        Self::to(|line| {
-            let mut stdout = std::io::stdout().lock();
-            // One write per line, so concurrent lines never interleave within a line.
-            let _ = stdout.write_all(line.as_bytes());
-        })
+        Self::to(write_stdout)
     }
 
     /// Lines to `sink` (each ends with a newline).
@@ -250,10 +256,7 @@ where
 {
     let metadata = event.metadata();
     let mut line = Map::new();
-    line.insert(
-        "timestamp".into(),
-        Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-    );
+    line.insert("timestamp".into(), timestamp());
     line.insert("level".into(), Value::from(metadata.level().as_str()));
     line.insert("target".into(), Value::from(metadata.target()));
     if let Some(scope) = ctx.event_scope(event) {

@@ -108,6 +108,12 @@ impl PanicReport {
     }
 }
 
+/// `elapsed` in milliseconds, to the microsecond: how every duration in a log line, a metric or
+/// the `init` line is written.
+pub fn millis(elapsed: Duration) -> f64 {
+    (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
 /// How an invocation ended, as the client saw it.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -127,6 +133,9 @@ pub struct Scope {
     function: &'static str,
     lambda_request_id: String,
     xray_trace_id: Option<String>,
+    /// X-Ray's id of the trace, when the header says the request is sampled (computed once: the
+    /// request span and the access line both carry it).
+    xray_id: Option<String>,
     cold_start: bool,
     started: Instant,
     state: Mutex<State>,
@@ -154,6 +163,7 @@ impl Scope {
         Arc::new(Self {
             function,
             lambda_request_id: lambda_request_id.to_owned(),
+            xray_id: xray::sampled_xray_id(xray_trace_id.as_deref()),
             xray_trace_id,
             cold_start: COLD.swap(false, Ordering::Relaxed),
             started: Instant::now(),
@@ -174,6 +184,11 @@ impl Scope {
     /// Whether this is the process's first invocation.
     pub fn cold_start(&self) -> bool {
         self.cold_start
+    }
+
+    /// X-Ray's id of the invocation's trace (`1-…`), when the request is sampled.
+    pub fn xray_id(&self) -> Option<&str> {
+        self.xray_id.as_deref()
     }
 
     /// The Lambda request id.
@@ -261,8 +276,8 @@ impl Scope {
         if let Some(code) = outcome.as_ref().and_then(|o| o.code) {
             properties.insert("code".into(), Value::from(code));
         }
-        if let Some(trace) = xray::sampled_xray_id(self.xray_trace_id.as_deref()) {
-            properties.insert("xray_trace_id".into(), Value::from(trace));
+        if let Some(trace) = &self.xray_id {
+            properties.insert("xray_trace_id".into(), Value::from(trace.as_str()));
         }
         if access {
             for (name, value) in fields {

@@ -57,11 +57,7 @@ pub fn time<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
 
 /// Records that the phase `name` took `took`.
 pub fn record(name: &'static str, took: Duration) {
-    record_ms(name, (took.as_secs_f64() * 1_000_000.0).round() / 1000.0);
-}
-
-fn record_ms(name: &'static str, ms: f64) {
-    phases().done.push((name, ms));
+    phases().done.push((name, super::millis(took)));
 }
 
 /// Names the sandbox's function and route, for the `init` line.
@@ -116,10 +112,7 @@ fn write(
     }
     if logs::json() {
         let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-        );
+        line.insert("timestamp".into(), logs::timestamp());
         line.insert("level".into(), Value::from("INFO"));
         line.insert("target".into(), Value::from(module_path!()));
         line.insert("message".into(), Value::from("init"));
