@@ -3,7 +3,7 @@
 //!
 //! Each case is a function and its first event; each is cold-started `cold` times per variant,
 //! the variants interleaved (their order rotating from one repetition to the next). The variants:
-//! the default (each function opens its DynamoDB connection on a background task at start) and
+//! the default (each function opens its DynamoDB connection on a background thread at start) and
 //! `DYNAMODB_PREOPEN=false` (it does not), each with the first event queued before the process
 //! exists (a cold start caused by a request, as on Lambda) and with the event sent
 //! [`LATE_EVENT`] after the function's first `/next` (a sandbox whose background start-up work
@@ -212,7 +212,7 @@ pub fn report(cases: &[Case], samples: &[Samples], cold: usize, terminator: &Ter
          starts per case and variant, the variants interleaved; medians. Cold start: spawn → \
          first response, the first event queued before the process exists (a cold start caused \
          by a request); first request: event handed out → response. Default: the function \
-         opens its DynamoDB connection on a background task at start; off: \
+         opens its DynamoDB connection on a background thread at start; off: \
          `DYNAMODB_PREOPEN=false`.\n\n\
          | first request | DB | cold start, default, ms | cold start, off, ms | default / off | first request, default, ms | first request, off, ms | default / off |\n\
          |---|---|---|---|---|---|---|---|\n"
@@ -232,7 +232,7 @@ pub fn report(cases: &[Case], samples: &[Samples], cold: usize, terminator: &Ter
     }
     text.push_str(&format!(
         "\nThe same first requests sent {late_ms} ms after the function's first `/next` (its \
-         start-up work on background tasks has ended by then):\n\n\
+         start-up work on its background thread has ended by then):\n\n\
          | first request | DB | first request, default, ms | first request, off, ms | default / off |\n\
          |---|---|---|---|---|\n"
     ));

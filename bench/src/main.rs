@@ -48,7 +48,7 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The password of the user the bench signs up and logs in as.
 const PASSWORD: &str = "correct horse battery staple";
 /// How long a cold start waits, after its first response, for the function's init line (it may
-/// come after the first response: the DynamoDB client is built on a background task).
+/// come after the first response: the DynamoDB client is built on a background thread).
 const INIT_LINE_WAIT: Duration = Duration::from_secs(2);
 /// How long a cold start waits, after its first response, for the function's EMF document.
 const EMF_WAIT: Duration = Duration::from_secs(1);
@@ -1117,7 +1117,7 @@ fn init_phase_table(out: &mut String, binaries: &[Binary], runs: Runs<'_>) {
         "From the line each function prints once per process (`\"message\":\"init\"`, \
          `phases_ms`), median of each phase over the cold starts, ms; phases as the functions \
          name them, in the order they ran. A phase may end after the first `/next` (work on a \
-         background task). –: no init line{}.\n",
+         background thread). –: no init line{}.\n",
         if names.is_empty() {
             " (no function printed one)"
         } else {

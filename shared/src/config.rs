@@ -62,7 +62,7 @@ pub struct Config {
     pub base_path: String,
     /// How DynamoDB calls are retried.
     pub retry: RetryPolicy,
-    /// Open the DynamoDB connection during init, on a background task.
+    /// Open the DynamoDB connection during init, on a background thread.
     pub dynamodb_preopen: bool,
     /// Init runs before any request needs the function (provisioned concurrency), so it may wait
     /// for the DynamoDB connection without anyone waiting on it.

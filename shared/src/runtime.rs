@@ -79,7 +79,7 @@ pub async fn run<H: Handler>(
             );
             Err(Arc::new(err.into()))
         }
-        // The DynamoDB client is made, and its connection opened, on a background task: the
+        // The DynamoDB client is made, and its connection opened, on a background thread: the
         // runtime asks for the first event meanwhile (crate::store's connection).
         None => {
             let ahead = config.init_ahead_of_requests && config.dynamodb_preopen;

@@ -155,6 +155,26 @@ impl FunctionProcess {
         }
     }
 
+    /// The process's threads now: each one's name and Linux scheduling policy (0 normal,
+    /// 5 `SCHED_IDLE`), from `/proc/<pid>/task/*/stat`.
+    pub fn threads(&self) -> Vec<(String, u32)> {
+        let tasks = format!("/proc/{}/task", self.process.pid());
+        let Ok(entries) = std::fs::read_dir(tasks) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+            .filter_map(|stat| {
+                // `tid (name) state ...`: the name may hold spaces and parentheses, so it ends at
+                // the last `)`; the policy is the 41st field, the 39th after the name.
+                let (head, rest) = stat.rsplit_once(')')?;
+                let name = head.split_once('(')?.1.to_owned();
+                let policy = rest.split_whitespace().nth(38)?.parse().ok()?;
+                Some((name, policy))
+            })
+            .collect()
+    }
+
     /// Stops the process (the one this harness started).
     pub async fn stop(self) {
         self.process.stop();

@@ -4,11 +4,12 @@
 //! files and resolves the region, and the SDK's HTTPS client loads the whole system CA store (the
 //! bundle, then every file in `/etc/ssl/certs`) to build its TLS configuration. On AWS the first
 //! request of a sandbox also pays a TLS handshake, which at 128 MB runs on a fraction of a vCPU
-//! once init is over. So [`Connection::open`] does all of it on a background task started during
-//! init: it builds the client and, unless told not to, opens the first connection with one
-//! bounded request whose answer is ignored. The runtime asks Lambda for the first event at the
-//! same time, so a request that never touches DynamoDB never waits for any of this, and one that
-//! does waits only for what is left of it ([`Connection::client`]). Where init runs ahead of any
+//! once init is over. So [`Connection::open`] does all of it on a background thread started during
+//! init, at the lowest CPU priority: it builds the client and, unless told not to, opens the first
+//! connection with one bounded request whose answer is ignored. The runtime asks Lambda for the
+//! first event at the same time, so a request that never touches DynamoDB never waits for any of
+//! this, nor shares its CPU with it, and one that does waits only for what is left of it
+//! ([`Connection::client`]). Where init runs ahead of any
 //! request (provisioned concurrency, `AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`), no
 //! client waits on init, so [`crate::run`] lets it finish first ([`Connection::settle`]): the
 //! handshake is then paid entirely in init, at init's CPU.
@@ -57,7 +58,7 @@ pub struct Opened {
 
 type Pending = Shared<BoxFuture<'static, Result<Client, Arc<str>>>>;
 
-/// The client: ready, or being made by the background task [`Connection::open`] started.
+/// The client: ready, or being made by the background thread [`Connection::open`] started.
 #[derive(Clone)]
 pub(crate) enum Connection {
     Ready(Client),
@@ -73,42 +74,60 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// The background task that made the client panicked or was cancelled.
+/// The background thread that makes the client could not start, or ended without it.
 #[derive(Debug, thiserror::Error)]
 #[error("the DynamoDB client could not be made: {0}")]
 struct NotMade(Arc<str>);
 
 impl Connection {
-    /// Starts making the client on a background task (the SDK's own retries off: the store's
+    /// Starts making the client on a background thread of its own, at the lowest CPU priority
+    /// ([`spawn_idle`]), driven by the process's runtime (the SDK's own retries off: the store's
     /// retry policy is the only layer). `opened` is told what it took, once it is done.
     pub(crate) fn open(
         options: ConnectOptions,
         opened: impl FnOnce(Opened) + Send + 'static,
     ) -> Self {
-        let task = tokio::spawn(async move {
-            let started = Instant::now();
-            let client = make_client(options.connect_timeout).await;
-            let client_ms = millis(started.elapsed());
-            let (connect_ms, connected) = if options.preopen {
+        let (made, receiver) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Handle::current();
+        let spawned = spawn_idle(move || {
+            // The futures are polled on this thread, but in the runtime's context: the socket the
+            // pre-open opens, and the connection task hyper spawns for it, belong to the
+            // runtime, so the pooled connection outlives this thread.
+            let client = runtime.block_on(async move {
                 let started = Instant::now();
-                let connected = preopen(&client, options.connect_timeout).await;
-                (Some(millis(started.elapsed())), connected)
-            } else {
-                (None, false)
-            };
-            opened(Opened {
-                client_ms,
-                connect_ms,
-                connected,
+                let client = make_client(options.connect_timeout).await;
+                let client_ms = millis(started.elapsed());
+                let (connect_ms, connected) = if options.preopen {
+                    let started = Instant::now();
+                    let connected = preopen(&client, options.connect_timeout).await;
+                    (Some(millis(started.elapsed())), connected)
+                } else {
+                    (None, false)
+                };
+                opened(Opened {
+                    client_ms,
+                    connect_ms,
+                    connected,
+                });
+                client
             });
-            client
+            let _ = made.send(client);
         });
-        let pending: BoxFuture<'static, Result<Client, Arc<str>>> =
-            Box::pin(task.map(|joined| joined.map_err(|err| Arc::from(err.to_string().as_str()))));
+        let pending: BoxFuture<'static, Result<Client, Arc<str>>> = match spawned {
+            // A thread that panicked drops `made`: the receiver then reports it.
+            Ok(()) => Box::pin(receiver.map(|received| {
+                received.map_err(|_| Arc::from("its background thread ended without it"))
+            })),
+            Err(err) => {
+                let err: Arc<str> =
+                    Arc::from(format!("its background thread could not start: {err}"));
+                Box::pin(futures::future::ready(Err(err)))
+            }
+        };
         Self::Pending(pending.shared())
     }
 
-    /// The client, waiting for the background task if it is still at work, at most until
+    /// The client, waiting for the background thread if it is still at work, at most until
     /// `deadline` (the invocation's, less the retry policy's margin).
     pub(crate) async fn client(
         &self,
@@ -130,13 +149,39 @@ impl Connection {
 }
 
 impl Connection {
-    /// Waits, at most `bound`, for the background task to have made the client and opened its
+    /// Waits, at most `bound`, for the background thread to have made the client and opened its
     /// connection; never fails (a client not made by then is waited for by the first call).
     pub(crate) async fn settle(&self, bound: Duration) {
         if let Self::Pending(pending) = self {
             let _ = tokio::time::timeout(bound, pending.clone()).await;
         }
     }
+}
+
+/// Runs `work` on a new thread at the lowest CPU priority (Linux's `SCHED_IDLE`, through the
+/// `thread-priority` crate, since this workspace forbids `unsafe`): it gets only CPU time that no
+/// other thread of the sandbox wants. During a cold start caused by a request, the runtime's
+/// threads are answering that request at the same time; at Lambda's fraction of a vCPU, making the
+/// client (aws-config, the CA store, the TLS configuration) and the pre-open's handshake would
+/// otherwise take their share of its CPU. A priority that cannot be set is not an error: the
+/// thread then runs at the normal one.
+fn spawn_idle(work: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadBuilder, ThreadPriority, ThreadSchedulePolicy,
+    };
+    ThreadBuilder::default()
+        .name("dynamodb-open")
+        .policy(ThreadSchedulePolicy::Normal(
+            NormalThreadSchedulePolicy::Idle,
+        ))
+        .priority(ThreadPriority::Min)
+        .spawn(move |lowered| {
+            if let Err(err) = lowered {
+                tracing::debug!(error = ?err, "the DynamoDB client is made at normal priority");
+            }
+            work();
+        })
+        .map(drop)
 }
 
 /// The HTTPS client every SDK client here uses: the SDK's own (hyper, rustls, the system's CA

@@ -161,7 +161,7 @@ impl Store {
         Self::with_connection(Connection::Ready(client), table.into())
     }
 
-    /// A store of `table` whose client is made on a background task started now, with its first
+    /// A store of `table` whose client is made on a background thread started now, with its first
     /// connection opened there unless `options` say not to ([`connection`]); a call made before it
     /// is done waits for it, within its deadline. `opened` is told what making it took.
     pub fn connect(

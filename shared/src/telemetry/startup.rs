@@ -1,5 +1,5 @@
 //! A cold start, phase by phase: [`crate::run`] times each phase of its set-up, the DynamoDB
-//! connection ([`crate::store`]) times its own on the background task that makes it, and once both
+//! connection ([`crate::store`]) times its own on the background thread that makes it, and once both
 //! are done the process writes one `init` line with them:
 //!
 //! ```json

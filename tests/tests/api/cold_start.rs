@@ -1,5 +1,5 @@
 //! A cold start (issue 16): the DynamoDB client is made, and its first connection opened, on a
-//! background task, so a request that never reads DynamoDB never waits for it; the process says
+//! background thread at the lowest CPU priority, so a request that never reads DynamoDB never waits for it; the process says
 //! where its start-up went in one `init` line. Real binaries, the local Runtime API, and the fault
 //! proxy in front of the local DynamoDB, which counts the pre-open apart from DynamoDB calls.
 
@@ -117,10 +117,19 @@ async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
     (endpoint, held)
 }
 
+/// What [`first_422_and_init`] saw.
+struct FirstAnswer {
+    /// The init line was written before the first answer.
+    init_first: bool,
+    /// The init line.
+    init: serde_json::Value,
+    /// The process's threads (name, scheduling policy) just after the first answer.
+    threads: Vec<(String, u32)>,
+}
+
 /// create_user against `endpoint`, with `extra` settings, answering its first event (a 422 that
-/// needs no DynamoDB); returns whether the init line was written before that answer, and the
-/// init line.
-async fn first_422_and_init(endpoint: &str, extra: &[(&str, &str)]) -> (bool, serde_json::Value) {
+/// needs no DynamoDB).
+async fn first_422_and_init(endpoint: &str, extra: &[(&str, &str)]) -> FirstAnswer {
     let mut env = vec![
         ("TABLE_NAME", "unused"),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
@@ -133,22 +142,47 @@ async fn first_422_and_init(endpoint: &str, extra: &[(&str, &str)]) -> (bool, se
         .invoke(event("create_user", "invalid_fields"))
         .await;
     assert_eq!(invoked.status(), 422, "{invoked:#?}");
+    let threads = process.threads();
     let init_first = process
         .stdout()
         .iter()
         .any(|l| l.contains("\"message\":\"init\""));
     let init = process.init_line().await;
     process.stop().await;
-    (init_first, init)
+    FirstAnswer {
+        init_first,
+        init,
+        threads,
+    }
 }
+
+/// Linux's `SCHED_IDLE` scheduling policy.
+const SCHED_IDLE: u32 = 5;
 
 #[tokio::test]
 async fn a_hanging_preopen_delays_no_answer_that_needs_no_dynamodb() {
     let (endpoint, held) = silent_endpoint().await;
-    let (init_first, init) = first_422_and_init(&endpoint, &[]).await;
+    let FirstAnswer {
+        init_first,
+        init,
+        threads,
+    } = first_422_and_init(&endpoint, &[]).await;
     // Answered while the pre-open was still waiting: its init line, written when it gives up,
     // was not there yet.
     assert!(!init_first, "the 422 waited for the pre-open: {init:#}");
+    // The pre-open runs on a thread of its own that gets only CPU time no other thread wants;
+    // the runtime's threads keep the normal policy.
+    assert!(
+        threads.contains(&("dynamodb-open".to_owned(), SCHED_IDLE)),
+        "{threads:?}"
+    );
+    assert!(
+        threads.iter().any(|(name, _)| name.starts_with("tokio-"))
+            && threads
+                .iter()
+                .all(|(name, policy)| name == "dynamodb-open" || *policy == 0),
+        "{threads:?}"
+    );
     assert_eq!(init["dynamodb_connected"], false, "{init:#}");
     let waited = init["phases_ms"]["dynamodb_connect"]
         .as_f64()
@@ -162,7 +196,9 @@ async fn with_provisioned_concurrency_the_connection_is_opened_before_the_first_
     // No request waits on a provisioned-concurrency init, so it opens the connection before it
     // asks for the first event: here, it waits out the pre-open's bound first.
     let (endpoint, held) = silent_endpoint().await;
-    let (init_first, init) = first_422_and_init(
+    let FirstAnswer {
+        init_first, init, ..
+    } = first_422_and_init(
         &endpoint,
         &[("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")],
     )
