@@ -69,8 +69,9 @@ struct Options {
     /// Measured runs (at least 1); every figure is the median over them.
     #[arg(long, value_name = "N", default_value = "3")]
     runs: NonZeroUsize,
-    /// Cold starts per target in each run (at least 1).
-    #[arg(long, value_name = "N", default_value = "5")]
+    /// Cold starts per target in each run (at least 1). A cold start is a few milliseconds, so
+    /// one outlier moves a median of 5 by a third; 15 keep the 1.5× verdict off the noise.
+    #[arg(long, value_name = "N", default_value = "15")]
     cold: NonZeroUsize,
     /// Rounds of interleaved warm batches in each run (at least 1).
     #[arg(long, value_name = "N", default_value = "20")]
