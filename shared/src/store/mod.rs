@@ -649,7 +649,12 @@ impl Store {
             .await?;
         retrier
             .run(op, deadline, || {
-                let sent = send(&client);
+                // Boxed: an SDK call's future is tens of kilobytes (its orchestrator's states), and
+                // held inline it makes every future that awaits a store call as large, the
+                // handler's included. The runtime moves a handler's future once per request,
+                // before it runs: with login's four calls inline that was a 79 kB copy even on a
+                // 422 that reaches no call. One allocation per attempt instead.
+                let sent = Box::pin(send(&client));
                 let on_error = &on_error;
                 async move { sent.await.map_err(on_error) }
             })
