@@ -165,6 +165,14 @@ impl Connection {
 /// client (aws-config, the CA store, the TLS configuration) and the pre-open's handshake would
 /// otherwise take their share of its CPU. A priority that cannot be set is not an error: the
 /// thread then runs at the normal one.
+///
+/// The price: a request that needs the client waits for this thread, and the thread runs only
+/// when a CPU is free. In a sandbox serving one invocation at a time, that is as soon as the
+/// request waits. Where a process serves several at once (Lambda Managed Instances), requests
+/// busy with CPU (a sign-up hashes before it writes) delay the client until they finish or wait
+/// themselves; the delay is bounded by that work, and every wait by the request's own deadline.
+/// On a loaded development machine other processes slow it the same way (`make dev`: hundreds of
+/// milliseconds while cargo compiles).
 fn spawn_idle(work: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadBuilder, ThreadPriority, ThreadSchedulePolicy,
